@@ -1,0 +1,67 @@
+//! rspy: scaffold and migrate Rust-first, Python-assisted services.
+//!
+//! `main.rs` parses the command line and maps errors to exit codes; everything else lives
+//! here, one module per command.
+
+pub mod cli;
+pub mod error;
+pub mod name;
+pub mod new;
+mod render;
+pub mod template;
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use cli::{Cli, Command};
+use error::{Error, Result};
+
+/// Runs one rspy command to completion, printing its results to stdout.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::New(args) => {
+            let exe = std::env::current_exe().map_err(|e| Error::Render(format!("cannot locate the rspy binary: {e}")))?;
+            let spinner = spinner(&format!("Creating `{}`", args.path.display()));
+            let result = new::run(&args, &exe);
+            spinner.finish_and_clear();
+            print!("{}", next_steps(&result?));
+            Ok(())
+        }
+        Command::Render(args) => render::render_in_this_process(&args.destination, &args.name, args.defines),
+    }
+}
+
+/// A spinner on stderr while on a terminal; hidden otherwise, so logs and pipes stay clean.
+fn spinner(message: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let spinner = indicatif::ProgressBar::new_spinner().with_message(message.to_owned());
+    spinner.enable_steady_tick(Duration::from_millis(80));
+    spinner
+}
+
+/// The closing message of `rspy new`: what was made and how to run it.
+fn next_steps(created: &new::Created) -> String {
+    let path = created.path.display();
+    let transport = created.values.get("transport").map_or("tcp", String::as_str);
+    let python = if transport == "unix" {
+        format!("on the Unix socket /tmp/{}-python.sock", created.name)
+    } else {
+        let port = created.values.get("python_port").map_or("8000", String::as_str);
+        format!("on 127.0.0.1:{port}")
+    };
+    let git = if created.git_initialized { ", with a git repository" } else { "" };
+    format!(
+        "Created service `{name}` in `{path}`{git}: a Rust api on port 8080 in front of Python {python}.\n\
+         \n\
+         Next steps:\n\
+         \x20 cd {path}\n\
+         \x20 cargo build --release\n\
+         \x20 python3 -m venv .venv && . .venv/bin/activate && pip install ./python supervisor\n\
+         \x20 supervisord -c deploy/supervisord.conf\n\
+         \x20 curl http://127.0.0.1:8080/hello/rust      # answered by Rust\n\
+         \x20 curl http://127.0.0.1:8080/hello/python    # forwarded to Python\n",
+        name = created.name,
+    )
+}

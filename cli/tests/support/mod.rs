@@ -1,0 +1,108 @@
+//! Helpers shared by the integration tests: run the real binary, snapshot folders, compare
+//! with golden files.
+
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The rspy binary cargo built for these tests.
+pub fn rspy() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rspy"));
+    command.env_remove("RUST_LOG");
+    command
+}
+
+/// cargo-generate's own CLI, built from the same library version (see `examples/`).
+pub fn cargo_generate() -> Command {
+    let exe = Path::new(env!("CARGO_BIN_EXE_rspy"))
+        .parent()
+        .unwrap()
+        .join("examples/cargo-generate");
+    assert!(exe.exists(), "{} is missing: `cargo test` builds it", exe.display());
+    let mut command = Command::new(exe);
+    command.arg("generate").env("CARGO_NAME", "rspy-tests");
+    command
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// What a finished command did, with its output as text.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn outcome(output: Output) -> Outcome {
+    Outcome {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs `command` in `dir` and returns its outcome.
+pub fn run_in(dir: &Path, command: &mut Command) -> Outcome {
+    outcome(command.current_dir(dir).output().expect("the command starts"))
+}
+
+/// Every file below `dir` (not `.git`), by slash-separated relative path, with its bytes.
+/// Directories are listed too (with empty contents and a trailing `/`), so an empty folder
+/// left behind shows up.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    if dir.exists() {
+        walk(dir, dir, &mut files);
+    }
+    files
+}
+
+fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let relative = path
+            .strip_prefix(root)
+            .unwrap()
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        if path.is_dir() {
+            if path.file_name().unwrap() == ".git" {
+                continue;
+            }
+            files.insert(format!("{relative}/"), Vec::new());
+            walk(root, &path, files);
+        } else {
+            files.insert(relative, fs::read(&path).unwrap());
+        }
+    }
+}
+
+/// Compares `actual` with the golden file `tests/golden/<name>`; with `RSPY_BLESS=1` in the
+/// environment, rewrites the golden file instead.
+pub fn assert_golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    if std::env::var_os("RSPY_BLESS").is_some() {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("cannot read golden file {}: {e}; run with RSPY_BLESS=1 to create it", path.display())
+    });
+    if expected != actual {
+        panic!(
+            "{} differs from the output; if the change is intended, run with RSPY_BLESS=1\n--- expected\n{expected}\n--- actual\n{actual}",
+            path.display()
+        );
+    }
+}
+pub mod http;
