@@ -1,0 +1,267 @@
+//! Turns rspy.toml into Rust: validates the manifest and writes `manifest.rs` into OUT_DIR.
+
+use std::{env, fs, path::PathBuf, process::ExitCode};
+
+use serde::Deserialize;
+
+/// The manifest, relative to this crate; `src/manifest.rs` includes what we generate from it.
+const MANIFEST: &str = "../../rspy.toml";
+const SCHEMA: u32 = 1;
+/// Paths the api serves itself, outside the manifest.
+const RESERVED_PATHS: [&str; 2] = ["/livez", "/readyz"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    schema: u32,
+    upstream: Upstream,
+    fallback: Fallback,
+    #[serde(default, rename = "route")]
+    routes: Vec<Route>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Upstream {
+    url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fallback {
+    mode: FallbackMode,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum FallbackMode {
+    Proxy,
+    None,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Route {
+    method: Method,
+    path: String,
+    mode: Mode,
+    handler: Option<String>,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Head,
+    Options,
+    Any,
+}
+
+impl Method {
+    /// The `axum::routing` function that registers a handler for this method.
+    fn routing_fn(self) -> &'static str {
+        match self {
+            Method::Get => "get",
+            Method::Post => "post",
+            Method::Put => "put",
+            Method::Patch => "patch",
+            Method::Delete => "delete",
+            Method::Head => "head",
+            Method::Options => "options",
+            Method::Any => "any",
+        }
+    }
+
+    fn overlaps(self, other: Method) -> bool {
+        self == other || self == Method::Any || other == Method::Any
+    }
+}
+
+#[derive(Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    Native,
+    Proxy,
+}
+
+fn main() -> ExitCode {
+    println!("cargo::rerun-if-changed={MANIFEST}");
+    match generate() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            for line in format!("rspy.toml: {message}").lines() {
+                println!("cargo::error={line}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn generate() -> Result<(), String> {
+    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
+    let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
+    let path = crate_dir.join(MANIFEST);
+    let text =
+        fs::read_to_string(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let manifest: Manifest = toml::from_str(&text).map_err(|e| e.to_string())?;
+    validate(&manifest)?;
+    let code = render(&manifest);
+    let out = out_dir.join("manifest.rs");
+    fs::write(&out, code).map_err(|e| format!("cannot write `{}`: {e}", out.display()))
+}
+
+fn validate(manifest: &Manifest) -> Result<(), String> {
+    if manifest.schema != SCHEMA {
+        return Err(format!(
+            "unsupported `schema = {}`: this project understands schema {SCHEMA}; \
+             set `schema = {SCHEMA}` or update the project with rspy",
+            manifest.schema
+        ));
+    }
+    validate_upstream_url(&manifest.upstream.url)?;
+    for (index, route) in manifest.routes.iter().enumerate() {
+        let name = format!("[[route]] #{} (`{}`)", index + 1, route.path);
+        validate_route(route).map_err(|problem| format!("{name}: {problem}"))?;
+        let clash = manifest.routes[..index]
+            .iter()
+            .find(|earlier| earlier.path == route.path && earlier.method.overlaps(route.method));
+        if clash.is_some() {
+            return Err(format!(
+                "{name}: method `{}` is already declared for this path; \
+                 remove the duplicate [[route]] or change its method",
+                route.method.routing_fn().to_uppercase()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Mirrors the api's run-time parsing of UPSTREAM_URL, so a bad default never reaches it.
+fn validate_upstream_url(url: &str) -> Result<(), String> {
+    let fix = "use `http://127.0.0.1:PORT` or `unix:/path/to.sock`";
+    if let Some(path) = url.strip_prefix("unix:") {
+        if path.starts_with('/') {
+            return Ok(());
+        }
+        return Err(format!(
+            "[upstream] url `{url}`: the socket path must be absolute; {fix}"
+        ));
+    }
+    let authority = url
+        .strip_prefix("http://")
+        .map(|rest| rest.strip_suffix('/').unwrap_or(rest))
+        .ok_or_else(|| format!("[upstream] url `{url}` is not supported; {fix}"))?;
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+        return Err(format!(
+            "[upstream] url `{url}` must be a bare `http://host:port` without a path; {fix}"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_route(route: &Route) -> Result<(), String> {
+    let path = &route.path;
+    if !path.starts_with('/') || path.contains(|c: char| c.is_whitespace() || c == '?' || c == '#')
+    {
+        return Err(format!(
+            "path `{path}` must start with `/` and hold no spaces, `?` or `#`"
+        ));
+    }
+    if path
+        .split('/')
+        .any(|segment| segment.starts_with([':', '*']))
+    {
+        return Err(format!(
+            "path `{path}` uses the old `:param`/`*rest` syntax; axum 0.8 wants `{}` and `{}`",
+            "{param}", "{*rest}"
+        ));
+    }
+    if RESERVED_PATHS.contains(&path.as_str()) {
+        return Err(format!(
+            "path `{path}` is served by the api itself; pick another path"
+        ));
+    }
+    match route.mode {
+        Mode::Native => {
+            if route.timeout_ms.is_some() {
+                return Err("`timeout_ms` only applies to `mode = \"proxy\"`; remove it".to_owned());
+            }
+            let handler = route.handler.as_deref().ok_or(
+                "a native route needs `handler = \"module::function\"`, \
+                 naming a function in crates/api/src/routes/",
+            )?;
+            if !is_rust_path(handler) {
+                return Err(format!(
+                    "handler `{handler}` is not a Rust path like `module::function`"
+                ));
+            }
+        }
+        Mode::Proxy => {
+            if route.handler.is_some() {
+                return Err(
+                    "a proxy route has no `handler`; remove it or set `mode = \"native\"`"
+                        .to_owned(),
+                );
+            }
+            if route.timeout_ms == Some(0) {
+                return Err("`timeout_ms = 0` would fail every request; \
+                            use a positive number of milliseconds"
+                    .to_owned());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_rust_path(handler: &str) -> bool {
+    handler.split("::").all(|segment| {
+        let mut chars = segment.chars();
+        chars
+            .next()
+            .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && segment != "_"
+    })
+}
+
+/// The generated module: the default upstream and one function adding every route and the
+/// fallback to the router.
+fn render(manifest: &Manifest) -> String {
+    let routes: String = manifest.routes.iter().map(route_line).collect();
+    let fallback = match manifest.fallback.mode {
+        FallbackMode::Proxy => "crate::proxy::forward",
+        FallbackMode::None => "crate::error::not_found",
+    };
+    // Literal braces stay out of format strings: their doubled-brace escapes would be eaten
+    // by the template engine that renders this file.
+    [
+        "// @generated from rspy.toml by crates/api/build.rs: edit rspy.toml, not this file.\n\n",
+        "/// `[upstream] url`: where Python listens unless `UPSTREAM_URL` says otherwise.\n",
+        &format!("pub const DEFAULT_UPSTREAM_URL: &str = {:?};\n\n", manifest.upstream.url),
+        "/// Registers every `[[route]]` of rspy.toml and its `[fallback]` on `router`.\n",
+        "pub fn routes(router: ::axum::Router<crate::AppState>) -> ::axum::Router<crate::AppState> {\n",
+        "    router\n",
+        &routes,
+        &format!("        .fallback({fallback})\n"),
+        "}\n",
+    ]
+    .concat()
+}
+
+fn route_line(route: &Route) -> String {
+    let method = route.method.routing_fn();
+    let method_router = match (&route.handler, route.timeout_ms) {
+        (Some(handler), _) => format!("::axum::routing::{method}(crate::routes::{handler})"),
+        (None, None) => format!("::axum::routing::{method}(crate::proxy::forward)"),
+        (None, Some(ms)) => format!(
+            "::axum::routing::{method}(crate::proxy::forward)\n            \
+             .layer(::axum::Extension(crate::proxy::RouteTimeout::from_millis({ms})))"
+        ),
+    };
+    format!("        .route({:?}, {method_router})\n", route.path)
+}

@@ -1,0 +1,64 @@
+//! Starts the api: logging, settings from the environment, the readiness probe and the server.
+
+use std::{error::Error, future::Future, io, net::SocketAddr, process::ExitCode, sync::Arc};
+
+use tokio::{
+    net::TcpListener,
+    signal::unix::{SignalKind, signal},
+};
+
+use {{crate_name}}_api::{AppState, app, config::Config, health, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    if let Err(err) = telemetry::init() {
+        // Logging itself is what failed, so this one message goes straight to stderr.
+        eprintln!("error: {err}");
+        return ExitCode::FAILURE;
+    }
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("cannot start: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
+    let config = Config::from_env()?;
+    let state = AppState::new(&config);
+    let address = SocketAddr::from(([0, 0, 0, 0], config.port));
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|err| format!("cannot listen on {address}: {err}"))?;
+    let shutdown = shutdown_signal().map_err(|err| format!("cannot watch signals: {err}"))?;
+    tokio::spawn(health::watch_upstream(
+        Arc::clone(&state.upstream),
+        config.readiness_interval,
+    ));
+    tracing::info!(%address, upstream = %config.upstream, "listening");
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (supervisord, `docker stop`) or SIGINT (ctrl-c); in-flight requests
+/// then finish while no new connection is accepted. Both handlers are installed up front,
+/// so failing to install one is a start-up error rather than a shutdown that never comes.
+fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let received = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        tracing::info!(signal = received, "shutting down");
+    })
+}

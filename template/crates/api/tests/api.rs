@@ -1,0 +1,415 @@
+//! Drives the whole app in-process: health, native routes, and the proxy against small
+//! upstreams each test starts on loopback (TCP port 0 or a Unix socket in the temp dir).
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{
+    Extension, Json, Router,
+    body::{Body, Bytes},
+    extract::{Request, connect_info::MockConnectInfo},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{any, get},
+};
+use hyper::body::Frame;
+use serde_json::{Value, json};
+use tokio::{
+    net::{TcpListener, UnixListener},
+    sync::mpsc,
+};
+use tower::ServiceExt;
+
+use {{crate_name}}_api::{AppState, app, config::Config, health, proxy};
+
+/// The address the app believes each request came from.
+const CLIENT_IP: [u8; 4] = [203, 0, 113, 7];
+
+fn config(upstream_url: &str, extra: &[(&str, &str)]) -> Config {
+    Config::from_lookup(|name| match name {
+        "UPSTREAM_URL" => Some(upstream_url.to_owned()),
+        _ => extra
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_owned()),
+    })
+    .expect("test settings are valid")
+}
+
+/// The app as `main` serves it, with a fixed client address in place of a real socket.
+fn client_facing(state: AppState) -> Router {
+    with_client_address(app(state))
+}
+
+fn with_client_address(router: Router) -> Router {
+    router.layer(MockConnectInfo(SocketAddr::from((CLIENT_IP, 50_000))))
+}
+
+async fn send(router: Router, request: Request) -> (StatusCode, HeaderMap, Bytes) {
+    let response = router
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .expect("the body arrives");
+    (parts.status, parts.headers, body)
+}
+
+fn get_request(uri: &str) -> Request {
+    Request::get(uri)
+        .body(Body::empty())
+        .expect("a valid request")
+}
+
+fn json_body(body: &[u8]) -> Value {
+    serde_json::from_slice(body).expect("a JSON body")
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// An address nothing listens on: bound once to get a free port, then released.
+async fn refused_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    format!("http://{}", listener.local_addr().expect("local address"))
+}
+
+/// A stand-in for the Python service: echoes what it received, sleeps, streams, or fails
+/// its health check, depending on the path.
+fn python_stand_in() -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "too late"
+            }),
+        )
+        .route("/stream", get(stream))
+        .fallback(any(echo))
+}
+
+/// Answers 201 with what arrived, plus hop-by-hop headers the proxy must not pass back.
+async fn echo(request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .expect("the request body arrives");
+    let mut headers = serde_json::Map::new();
+    for name in parts.headers.keys() {
+        let values: Vec<Value> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|value| Value::from(value.to_str().unwrap_or("<binary>")))
+            .collect();
+        headers.insert(name.to_string(), Value::from(values));
+    }
+    let echoed = json!({
+        "method": parts.method.as_str(),
+        "uri": parts.uri.to_string(),
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+    });
+    let hop_by_hop = [
+        ("x-upstream", "kept"),
+        ("keep-alive", "timeout=5"),
+        ("proxy-authenticate", "Basic"),
+    ];
+    (StatusCode::CREATED, hop_by_hop, Json(echoed)).into_response()
+}
+
+/// Sends one chunk, then holds the response open until the test has seen that chunk.
+async fn stream(Extension(chunks): Extension<Chunks>) -> Response {
+    let receiver = chunks
+        .0
+        .lock()
+        .expect("not poisoned")
+        .take()
+        .expect("one streaming request");
+    Response::new(Body::new(ChannelBody(receiver)))
+}
+
+#[derive(Clone)]
+struct Chunks(Arc<Mutex<Option<mpsc::Receiver<Bytes>>>>);
+
+/// A response body fed by a channel, so a test controls when each chunk is produced.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|data| Ok(Frame::data(data))))
+    }
+}
+
+async fn spawn_tcp_upstream(upstream: Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("local address");
+    tokio::spawn(async move { axum::serve(listener, upstream).await });
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn livez_answers_ok_with_a_request_id() {
+    let state = AppState::new(&config(&refused_url().await, &[]));
+    let (status, headers, body) = send(client_facing(state), get_request("/livez")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json_body(&body), json!({"status": "ok"}));
+    let id = header(&headers, "x-request-id").expect("a generated request id");
+    assert_eq!(id.len(), 32);
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+}
+
+#[tokio::test]
+async fn hello_rust_is_served_natively() {
+    let state = AppState::new(&config(&refused_url().await, &[]));
+    let request = Request::get("/hello/rust")
+        .header("x-request-id", "client-chosen-id")
+        .body(Body::empty())
+        .expect("a valid request");
+    let (status, headers, body) = send(client_facing(state), request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        json_body(&body),
+        json!({"message": "Hello from Rust", "language": "rust"})
+    );
+    assert_eq!(header(&headers, "x-request-id"), Some("client-chosen-id"));
+}
+
+#[tokio::test]
+async fn readyz_is_unavailable_while_python_is_down() {
+    let state = AppState::new(&config(&refused_url().await, &[]));
+    let (status, _, body) = send(client_facing(state), get_request("/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json_body(&body)["status"], "unavailable");
+}
+
+#[tokio::test]
+async fn readyz_turns_ok_once_the_probe_reaches_python() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let probe = tokio::spawn(health::watch_upstream(
+        Arc::clone(&state.upstream),
+        Duration::from_millis(20),
+    ));
+    let mut status = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..100 {
+        (status, _, _) = send(client_facing(state.clone()), get_request("/readyz")).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    probe.abort();
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn proxy_passes_the_request_through_and_strips_hop_by_hop_headers() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let request = Request::post("/echo/a%20b?x=1&x=2&y=%2F")
+        .header("host", "client.example")
+        .header("connection", "keep-alive")
+        .header("connection", "x-secret")
+        .header("x-secret", "must not reach python")
+        .header("keep-alive", "timeout=60")
+        .header("proxy-authorization", "Basic c2VjcmV0")
+        .header("te", "trailers")
+        .header("x-forwarded-for", "198.51.100.1")
+        .header("x-multi", "one")
+        .header("x-multi", "two")
+        .body(Body::from("hello python"))
+        .expect("a valid request");
+
+    let (status, headers, body) = send(client_facing(state), request).await;
+
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(header(&headers, "x-upstream"), Some("kept"));
+    assert_eq!(header(&headers, "keep-alive"), None);
+    assert_eq!(header(&headers, "proxy-authenticate"), None);
+    let echoed = json_body(&body);
+    assert_eq!(echoed["method"], "POST");
+    assert_eq!(echoed["uri"], "/echo/a%20b?x=1&x=2&y=%2F");
+    assert_eq!(echoed["body"], "hello python");
+    let seen = &echoed["headers"];
+    for stripped in [
+        "connection",
+        "x-secret",
+        "keep-alive",
+        "proxy-authorization",
+        "te",
+    ] {
+        assert!(seen.get(stripped).is_none(), "{stripped} reached python");
+    }
+    assert_eq!(seen["host"], json!(["client.example"]));
+    assert_eq!(seen["x-multi"], json!(["one", "two"]));
+    assert_eq!(
+        seen["x-forwarded-for"],
+        json!(["198.51.100.1, 203.0.113.7"])
+    );
+    assert_eq!(seen["x-forwarded-proto"], json!(["http"]));
+    assert_eq!(seen["x-forwarded-host"], json!(["client.example"]));
+    let id = header(&headers, "x-request-id").expect("a request id");
+    assert_eq!(id.len(), 32);
+    assert_eq!(seen["x-request-id"], json!([id]));
+}
+
+#[tokio::test]
+async fn proxy_routes_from_the_manifest_reach_python() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let request = Request::get("/hello/python")
+        .header("x-request-id", "from-the-client")
+        .body(Body::empty())
+        .expect("a valid request");
+    let (status, headers, body) = send(client_facing(state), request).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(json_body(&body)["uri"], "/hello/python");
+    assert_eq!(
+        json_body(&body)["headers"]["x-request-id"],
+        json!(["from-the-client"])
+    );
+    assert_eq!(header(&headers, "x-request-id"), Some("from-the-client"));
+}
+
+#[tokio::test]
+async fn proxy_streams_the_response_as_python_produces_it() {
+    let (sender, receiver) = mpsc::channel(1);
+    let chunks = Chunks(Arc::new(Mutex::new(Some(receiver))));
+    let url = spawn_tcp_upstream(python_stand_in().layer(Extension(chunks))).await;
+    let state = AppState::new(&config(&url, &[]));
+    let response = client_facing(state)
+        .oneshot(get_request("/stream"))
+        .await
+        .expect("the router is infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+
+    sender.send(Bytes::from("first")).await.expect("send");
+    let first = next_chunk(&mut body).await;
+    assert_eq!(first.as_deref(), Some(&b"first"[..]));
+    drop(sender);
+    assert_eq!(next_chunk(&mut body).await, None);
+}
+
+/// The next data chunk of `body`, failing the test if it takes more than a few seconds.
+async fn next_chunk(body: &mut Body) -> Option<Bytes> {
+    let frame = std::future::poll_fn(|cx| hyper::body::Body::poll_frame(Pin::new(&mut *body), cx));
+    tokio::time::timeout(Duration::from_secs(5), frame)
+        .await
+        .expect("a chunk in time")
+        .map(|frame| frame.expect("a frame").into_data().expect("a data frame"))
+}
+
+#[tokio::test]
+async fn unreachable_python_is_503_with_retry_after_and_turns_readyz_off() {
+    let state = AppState::new(&config(&refused_url().await, &[]));
+    state.upstream.set_ready(true);
+    let (status, headers, body) =
+        send(client_facing(state.clone()), get_request("/any/path")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&headers, "retry-after"), Some("1"));
+    let error = &json_body(&body)["error"];
+    assert_eq!(error["code"], "upstream_unavailable");
+    assert_eq!(
+        error["request_id"].as_str(),
+        header(&headers, "x-request-id")
+    );
+    assert!(!state.upstream.is_ready());
+}
+
+#[tokio::test]
+async fn slow_python_is_504() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[("UPSTREAM_TIMEOUT_MS", "100")]));
+    let (status, _, body) = send(client_facing(state), get_request("/slow")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(json_body(&body)["error"]["code"], "upstream_timeout");
+}
+
+#[tokio::test]
+async fn a_route_timeout_overrides_the_default() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let router = Router::new()
+        .route(
+            "/slow",
+            get(proxy::forward).layer(Extension(proxy::RouteTimeout::from_millis(100))),
+        )
+        .with_state(state);
+    let started = std::time::Instant::now();
+    let (status, _, _) = send(with_client_address(router), get_request("/slow")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_broken_python_response_is_502() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("local address"));
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.expect("accept");
+        socket.readable().await.expect("the request arrives");
+        let _ = socket.try_read(&mut [0; 4096]);
+        socket.writable().await.expect("writable");
+        let _ = socket.try_write(b"this is not HTTP\r\n\r\n");
+    });
+    let state = AppState::new(&config(&url, &[]));
+    let (status, _, body) = send(client_facing(state), get_request("/broken")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(json_body(&body)["error"]["code"], "bad_gateway");
+}
+
+#[tokio::test]
+async fn python_on_a_unix_socket_is_reached_too() {
+    let path = socket_path("unix-upstream");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).expect("bind the socket");
+    tokio::spawn(async move { axum::serve(listener, python_stand_in()).await });
+    let state = AppState::new(&config(&format!("unix:{}", path.display()), &[]));
+    let request = Request::get("/echo?over=unix")
+        .header("host", "client.example")
+        .body(Body::empty())
+        .expect("a valid request");
+
+    let (status, _, body) = send(client_facing(state), request).await;
+
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(status, StatusCode::CREATED);
+    let echoed = json_body(&body);
+    assert_eq!(echoed["uri"], "/echo?over=unix");
+    assert_eq!(echoed["headers"]["host"], json!(["client.example"]));
+}
+
+#[tokio::test]
+async fn a_missing_unix_socket_is_503() {
+    let path = socket_path("missing");
+    let state = AppState::new(&config(&format!("unix:{}", path.display()), &[]));
+    let (status, headers, _) = send(client_facing(state), get_request("/anything")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&headers, "retry-after"), Some("1"));
+}
+
+/// A socket path unique to this test process, short enough for the 108-byte limit.
+fn socket_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("api-test-{}-{name}.sock", std::process::id()))
+}

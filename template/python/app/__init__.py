@@ -1,0 +1,1 @@
+"""The Python service of the project: FastAPI routes the Rust api forwards to."""
