@@ -25,7 +25,9 @@ fn main() {
     collect(&template, &template, &mut files);
     files.sort();
 
-    let mut out = String::from("/// Every file of the template, as `(relative path, contents)`, sorted by path.\n");
+    let mut out = String::from(
+        "/// Every file of the template, as `(relative path, contents)`, sorted by path.\n",
+    );
     out.push_str("pub static FILES: &[(&str, &[u8])] = &[\n");
     for (relative, absolute) in &files {
         writeln!(out, "    ({relative:?}, include_bytes!({absolute:?})),").unwrap();
@@ -36,7 +38,8 @@ fn main() {
 }
 
 fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) {
-    let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    let entries =
+        fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
     for entry in entries {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy();

@@ -20,14 +20,17 @@ use error::{Error, Result};
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::New(args) => {
-            let exe = std::env::current_exe().map_err(|e| Error::Render(format!("cannot locate the rspy binary: {e}")))?;
+            let exe = std::env::current_exe()
+                .map_err(|e| Error::Render(format!("cannot locate the rspy binary: {e}")))?;
             let spinner = spinner(&format!("Creating `{}`", args.path.display()));
             let result = new::run(&args, &exe);
             spinner.finish_and_clear();
             print!("{}", next_steps(&result?));
             Ok(())
         }
-        Command::Render(args) => render::render_in_this_process(&args.destination, &args.name, args.defines),
+        Command::Render(args) => {
+            render::render_in_this_process(&args.destination, &args.name, args.defines)
+        }
     }
 }
 
@@ -44,14 +47,24 @@ fn spinner(message: &str) -> indicatif::ProgressBar {
 /// The closing message of `rspy new`: what was made and how to run it.
 fn next_steps(created: &new::Created) -> String {
     let path = created.path.display();
-    let transport = created.values.get("transport").map_or("tcp", String::as_str);
+    let transport = created
+        .values
+        .get("transport")
+        .map_or("tcp", String::as_str);
     let python = if transport == "unix" {
         format!("on the Unix socket /tmp/{}-python.sock", created.name)
     } else {
-        let port = created.values.get("python_port").map_or("8000", String::as_str);
+        let port = created
+            .values
+            .get("python_port")
+            .map_or("8000", String::as_str);
         format!("on 127.0.0.1:{port}")
     };
-    let git = if created.git_initialized { ", with a git repository" } else { "" };
+    let git = if created.git_initialized {
+        ", with a git repository"
+    } else {
+        ""
+    };
     format!(
         "Created service `{name}` in `{path}`{git}: a Rust api on port 8080 in front of Python {python}.\n\
          \n\

@@ -54,7 +54,10 @@ pub fn validate(name: &str) -> Result<()> {
     }
     if name.len() > MAX_LEN {
         return Err(invalid(
-            &format!("it is {} characters long, the limit is {MAX_LEN}", name.len()),
+            &format!(
+                "it is {} characters long, the limit is {MAX_LEN}",
+                name.len()
+            ),
             "choose a shorter name",
         ));
     }
@@ -79,7 +82,9 @@ fn suggest(name: &str) -> String {
             _ => {}
         }
     }
-    let out = out.trim_matches('-').trim_start_matches(|c: char| c.is_ascii_digit() || c == '_');
+    let out = out
+        .trim_matches('-')
+        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '_');
     let out: String = out.chars().take(MAX_LEN - "-service".len()).collect();
     if out.is_empty() {
         "my-service".to_owned()
@@ -103,7 +108,18 @@ mod tests {
 
     #[test]
     fn refuses_keywords_and_bad_characters() {
-        for name in ["", "fn", "self", "9lives", "-x", "_x", "My-Service", "a b", "café", "a.b"] {
+        for name in [
+            "",
+            "fn",
+            "self",
+            "9lives",
+            "-x",
+            "_x",
+            "My-Service",
+            "a b",
+            "café",
+            "a.b",
+        ] {
             assert!(validate(name).is_err(), "{name:?} should be refused");
         }
         assert!(validate(&"a".repeat(MAX_LEN + 1)).is_err());

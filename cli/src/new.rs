@@ -71,11 +71,13 @@ fn project_name(args: &NewArgs) -> Result<String> {
         reason: "the path has no last component to take the name from".to_owned(),
         hint: "pass `--name <NAME>`".to_owned(),
     })?;
-    last.to_str().map(str::to_owned).ok_or_else(|| Error::InvalidName {
-        name: last.to_string_lossy().into_owned(),
-        reason: "it is not valid UTF-8".to_owned(),
-        hint: "pass `--name <NAME>`".to_owned(),
-    })
+    last.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::InvalidName {
+            name: last.to_string_lossy().into_owned(),
+            reason: "it is not valid UTF-8".to_owned(),
+            hint: "pass `--name <NAME>`".to_owned(),
+        })
 }
 
 /// The value of every placeholder: the template's defaults, then the flags, then `--define`.
@@ -99,9 +101,9 @@ fn placeholder_values(args: &NewArgs) -> Result<BTreeMap<String, String>> {
             value: define.clone(),
             reason,
         };
-        let (key, value) = define
-            .split_once('=')
-            .ok_or_else(|| invalid("expected `KEY=VALUE`, e.g. `--define transport=unix`".to_owned()))?;
+        let (key, value) = define.split_once('=').ok_or_else(|| {
+            invalid("expected `KEY=VALUE`, e.g. `--define transport=unix`".to_owned())
+        })?;
         if !placeholders.contains_key(key) {
             let known: Vec<&str> = placeholders.keys().map(String::as_str).collect();
             return Err(invalid(format!(

@@ -26,7 +26,12 @@ const IDENTITY_VARS: &[&str] = &[
 
 /// Renders the template as project `name` into `destination/<name>`, by running
 /// `exe __render` (`exe` is this rspy binary).
-pub fn render(exe: &Path, destination: &Path, name: &str, values: &BTreeMap<String, String>) -> Result<()> {
+pub fn render(
+    exe: &Path,
+    destination: &Path,
+    name: &str,
+    values: &BTreeMap<String, String>,
+) -> Result<()> {
     let mut command = Command::new(exe);
     command
         .arg("__render")
@@ -44,7 +49,10 @@ pub fn render(exe: &Path, destination: &Path, name: &str, values: &BTreeMap<Stri
             command.env_remove(key);
         }
     }
-    if !IDENTITY_VARS.iter().any(|var| std::env::var_os(var).is_some()) {
+    if !IDENTITY_VARS
+        .iter()
+        .any(|var| std::env::var_os(var).is_some())
+    {
         command.env("CARGO_NAME", "rspy");
     }
     let output = command
@@ -65,7 +73,10 @@ pub fn render(exe: &Path, destination: &Path, name: &str, values: &BTreeMap<Stri
 /// The child's side (`rspy __render`): extract the embedded template and let cargo-generate
 /// render it, silently, with no git, no workspace edits and no user configuration.
 pub fn render_in_this_process(destination: &Path, name: &str, defines: Vec<String>) -> Result<()> {
-    let scratch = tempfile::tempdir().map_err(Error::io("creating a temporary folder in", std::env::temp_dir()))?;
+    let scratch = tempfile::tempdir().map_err(Error::io(
+        "creating a temporary folder in",
+        std::env::temp_dir(),
+    ))?;
     let template_dir = scratch.path().join("template");
     template::extract(&template_dir)?;
     // An empty configuration file stands in for the user's ~/.cargo/cargo-generate.toml,

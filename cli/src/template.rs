@@ -48,7 +48,8 @@ pub fn placeholders() -> BTreeMap<String, Placeholder> {
         .find(|(path, _)| *path == CONFIG_FILE)
         .expect("the embedded template has a cargo-generate.toml (checked by tests)");
     let text = std::str::from_utf8(bytes).expect("cargo-generate.toml is UTF-8");
-    let config: Config = toml::from_str(text).expect("cargo-generate.toml parses (checked by tests)");
+    let config: Config =
+        toml::from_str(text).expect("cargo-generate.toml parses (checked by tests)");
     config.placeholders
 }
 
@@ -62,12 +63,19 @@ impl Placeholder {
             reason,
         };
         if !self.choices.is_empty() && !self.choices.iter().any(|c| c == value) {
-            return Err(invalid(format!("choose one of {}", self.choices.join(", "))));
+            return Err(invalid(format!(
+                "choose one of {}",
+                self.choices.join(", ")
+            )));
         }
         if let Some(pattern) = &self.regex {
-            let regex = regex::Regex::new(pattern).expect("placeholder regexes compile (checked by tests)");
+            let regex =
+                regex::Regex::new(pattern).expect("placeholder regexes compile (checked by tests)");
             if !regex.is_match(value) {
-                let expected = self.prompt.clone().unwrap_or_else(|| format!("a value matching `{pattern}`"));
+                let expected = self
+                    .prompt
+                    .clone()
+                    .unwrap_or_else(|| format!("a value matching `{pattern}`"));
                 return Err(invalid(format!("expected {}", lowercase_first(&expected))));
             }
         }
@@ -77,7 +85,9 @@ impl Placeholder {
 
 fn lowercase_first(text: &str) -> String {
     let mut chars = text.chars();
-    chars.next().map_or_else(String::new, |first| first.to_lowercase().chain(chars).collect())
+    chars.next().map_or_else(String::new, |first| {
+        first.to_lowercase().chain(chars).collect()
+    })
 }
 
 #[cfg(test)]
@@ -94,7 +104,10 @@ mod tests {
     #[test]
     fn placeholder_defaults_pass_their_own_checks() {
         for (key, placeholder) in placeholders() {
-            let default = placeholder.default.clone().expect("every placeholder has a default");
+            let default = placeholder
+                .default
+                .clone()
+                .expect("every placeholder has a default");
             placeholder.check(&key, &default).unwrap();
         }
     }

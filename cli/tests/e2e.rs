@@ -20,8 +20,21 @@ use tempfile::TempDir;
 
 /// Runs `program args` in `dir`, failing the test with its output unless it succeeds.
 fn check(dir: &Path, program: &str, args: &[&str]) {
-    let out = run_in(dir, Command::new(program).args(args).env("CARGO_TARGET_DIR", shared_target()));
-    assert_eq!(out.code, Some(0), "`{program} {}` failed in {}:\n{}\n{}", args.join(" "), dir.display(), out.stdout, out.stderr);
+    let out = run_in(
+        dir,
+        Command::new(program)
+            .args(args)
+            .env("CARGO_TARGET_DIR", shared_target()),
+    );
+    assert_eq!(
+        out.code,
+        Some(0),
+        "`{program} {}` failed in {}:\n{}\n{}",
+        args.join(" "),
+        dir.display(),
+        out.stdout,
+        out.stderr
+    );
 }
 
 fn shared_target() -> PathBuf {
@@ -31,17 +44,28 @@ fn shared_target() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Polls `path` until `accept` holds for its response, for at most `limit`.
-fn wait_for(port: u16, path: &str, limit: Duration, accept: impl Fn(&Response) -> bool) -> Response {
+fn wait_for(
+    port: u16,
+    path: &str,
+    limit: Duration,
+    accept: impl Fn(&Response) -> bool,
+) -> Response {
     let start = Instant::now();
     loop {
         let last = get(port, path);
         match &last {
             Ok(response) if accept(response) => return last.unwrap(),
-            _ if start.elapsed() > limit => panic!("GET {path} never became as expected within {limit:?}; last: {last:?}"),
+            _ if start.elapsed() > limit => {
+                panic!("GET {path} never became as expected within {limit:?}; last: {last:?}")
+            }
             _ => sleep(Duration::from_millis(50)),
         }
     }
@@ -49,7 +73,11 @@ fn wait_for(port: u16, path: &str, limit: Duration, accept: impl Fn(&Response) -
 
 fn json_field<'a>(body: &'a str, field: &str) -> Option<&'a str> {
     let after = body.split(&format!("\"{field}\"")).nth(1)?;
-    let value = after.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let value = after
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
     value.split('"').next()
 }
 
@@ -62,7 +90,11 @@ struct Supervisor {
 impl Supervisor {
     fn start(project: &Path, api_port: u16) -> Self {
         let venv_bin = project.join(".venv/bin");
-        let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            venv_bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let log = project.join("supervisord.log");
         let log_file = fs::File::create(&log).unwrap();
         let child = Command::new(venv_bin.join("supervisord"))
@@ -81,16 +113,22 @@ impl Supervisor {
 
     /// Pid of the child process of supervisord whose command line contains `needle`.
     fn child_pid(&self, needle: &str) -> Option<u32> {
-        let children = fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.child.id())).ok()?;
-        children.split_whitespace().filter_map(|pid| pid.parse().ok()).find(|pid: &u32| {
-            fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|cmdline| String::from_utf8_lossy(&cmdline).contains(needle))
-                .unwrap_or(false)
-        })
+        let children =
+            fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.child.id())).ok()?;
+        children
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .find(|pid: &u32| {
+                fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|cmdline| String::from_utf8_lossy(&cmdline).contains(needle))
+                    .unwrap_or(false)
+            })
     }
 
     fn signal(pid: u32, signal: &str) {
-        let _ = Command::new("kill").args([signal, &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status();
     }
 
     /// Sends SIGTERM and waits (bounded) for supervisord to exit.
@@ -110,7 +148,10 @@ impl Supervisor {
 impl Drop for Supervisor {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
-            let orphans: Vec<u32> = ["uvicorn", "-api"].iter().filter_map(|n| self.child_pid(n)).collect();
+            let orphans: Vec<u32> = ["uvicorn", "-api"]
+                .iter()
+                .filter_map(|n| self.child_pid(n))
+                .collect();
             if self.stop().is_none() {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
@@ -122,6 +163,25 @@ impl Drop for Supervisor {
     }
 }
 
+/// Local addresses (as /proc/net/tcp{,6} writes them, hex) of the sockets listening on `port`.
+fn listening_addresses(port: u16) -> Vec<String> {
+    let port = format!("{port:04X}");
+    let mut addresses = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // fields[1] is "ADDRESS:PORT", fields[3] the state; 0A is LISTEN.
+            if let (Some((address, p)), Some(&"0A")) = (fields[1].split_once(':'), fields.get(3))
+                && p == port
+            {
+                addresses.push(address.to_owned());
+            }
+        }
+    }
+    addresses
+}
+
 fn alive(pid: u32) -> bool {
     // A zombie has exited; only its parent has not reaped it yet.
     fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
@@ -129,79 +189,188 @@ fn alive(pid: u32) -> bool {
 
 #[test]
 fn generated_service_builds_checks_and_runs_under_supervisord() {
-    let dir = TempDir::new().unwrap();
     let python_port = free_port();
-    let api_port = free_port();
-    let out = run_in(
-        dir.path(),
-        rspy().args(["new", "e2e-svc", "--python-port", &python_port.to_string()]),
-    );
-    assert_eq!(out.code, Some(0), "{out:?}");
-    let project = dir.path().join("e2e-svc");
-
+    let mut service = Service::new("e2e-svc", &["--python-port", &python_port.to_string()]);
+    service.python_port = Some(python_port);
     // The generated project's own checks, as its CI runs them.
-    check(&project, "cargo", &["fmt", "--all", "--check"]);
-    check(&project, "cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
-    check(&project, "cargo", &["test", "--workspace"]);
-    check(&project, "cargo", &["build", "--release"]);
-    check(&project, "python3", &["-m", "venv", ".venv"]);
-    check(&project, ".venv/bin/pip", &["install", "--quiet", "./python[dev]", "supervisor"]);
-    check(&project, ".venv/bin/ruff", &["check", "python"]);
-    check(&project, ".venv/bin/ruff", &["format", "--check", "python"]);
-    check(&project, ".venv/bin/pytest", &["-q", "python/tests"]);
+    service.check("cargo", &["fmt", "--all", "--check"]);
+    service.check(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
+    service.check("cargo", &["test", "--workspace"]);
+    service.install();
+    service.check(".venv/bin/ruff", &["check", "python"]);
+    service.check(".venv/bin/ruff", &["format", "--check", "python"]);
+    service.check(".venv/bin/pytest", &["-q", "python/tests"]);
+    service.run_under_supervisord();
+}
 
-    // The release binary where deploy/supervisord.conf (and the Dockerfile) expect it.
-    let release = project.join("target/release");
-    fs::create_dir_all(&release).unwrap();
-    std::os::unix::fs::symlink(shared_target().join("release/e2e-svc-api"), release.join("e2e-svc-api")).unwrap();
+#[test]
+fn unix_socket_transport_runs_under_supervisord() {
+    // The socket lives at /tmp/<name>-python.sock: a name of its own per run.
+    let name = format!("e2e-sock-{}", std::process::id());
+    let mut service = Service::new(&name, &["--transport", "unix"]);
+    service.socket = Some(PathBuf::from(format!("/tmp/{name}-python.sock")));
+    service.install();
+    service.run_under_supervisord();
+}
 
-    let mut supervisor = Supervisor::start(&project, api_port);
-    let log = supervisor.log.clone();
-    let context = |what: &str| {
-        let output = fs::read_to_string(&log).unwrap_or_default();
-        format!("{what}\n--- supervisord output ---\n{output}")
-    };
-    wait_for(api_port, "/readyz", Duration::from_secs(60), |r| r.status == 200);
+/// A project made by `rspy new` in a temporary folder.
+struct Service {
+    _dir: TempDir,
+    name: String,
+    project: PathBuf,
+    /// The Unix socket Python listens on, with the unix transport.
+    socket: Option<PathBuf>,
+    /// Python's loopback port, with the tcp transport.
+    python_port: Option<u16>,
+}
 
-    let rust = get(api_port, "/hello/rust").unwrap();
-    assert_eq!(rust.status, 200, "{}", context(&format!("{rust:?}")));
-    assert_eq!(json_field(&rust.body, "language"), Some("rust"), "{rust:?}");
-    assert!(rust.header("x-request-id").is_some(), "{rust:?}");
-    let python = get(api_port, "/hello/python").unwrap();
-    assert_eq!(python.status, 200, "{}", context(&format!("{python:?}")));
-    assert_eq!(json_field(&python.body, "language"), Some("python"), "{python:?}");
-    assert!(python.header("x-request-id").is_some(), "{python:?}");
-
-    // Kill Python: proxied routes fail fast with 503, native ones keep working.
-    let python_pid = supervisor.child_pid("uvicorn").unwrap_or_else(|| panic!("{}", context("no uvicorn child")));
-    let api_pid = supervisor.child_pid("e2e-svc-api").unwrap_or_else(|| panic!("{}", context("no api child")));
-    Supervisor::signal(python_pid, "-KILL");
-    while alive(python_pid) {
-        sleep(Duration::from_millis(5));
+impl Service {
+    fn new(name: &str, options: &[&str]) -> Self {
+        let dir = TempDir::new().unwrap();
+        let out = run_in(dir.path(), rspy().args(["new", name]).args(options));
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let project = dir.path().join(name);
+        Self {
+            _dir: dir,
+            name: name.to_owned(),
+            project,
+            socket: None,
+            python_port: None,
+        }
     }
-    let start = Instant::now();
-    let down = get(api_port, "/hello/python").unwrap();
-    let took = start.elapsed();
-    assert_eq!(down.status, 503, "{}", context(&format!("{down:?}")));
-    assert!(took < Duration::from_secs(1), "503 took {took:?}");
-    assert!(down.header("retry-after").is_some(), "{down:?}");
-    assert_eq!(json_field(&down.body, "code"), Some("upstream_unavailable"), "{down:?}");
-    let ready = get(api_port, "/readyz").unwrap();
-    assert_eq!(ready.status, 503, "{}", context(&format!("/readyz while Python is down: {ready:?}")));
-    assert_eq!(get(api_port, "/hello/rust").unwrap().status, 200);
 
-    // supervisord restarts Python, and everything answers again.
-    wait_for(api_port, "/readyz", Duration::from_secs(30), |r| r.status == 200);
-    let back = wait_for(api_port, "/hello/python", Duration::from_secs(10), |r| r.status == 200);
-    assert_eq!(json_field(&back.body, "language"), Some("python"));
-    let new_python_pid = supervisor.child_pid("uvicorn").expect("Python runs again");
-    assert_ne!(new_python_pid, python_pid, "a new Python process");
-    assert_eq!(get(api_port, "/hello/rust").unwrap().status, 200);
+    fn check(&self, program: &str, args: &[&str]) {
+        check(&self.project, program, args);
+    }
 
-    // Stopping supervisord stops both processes.
-    let status = supervisor.stop().unwrap_or_else(|| panic!("{}", context("supervisord did not stop")));
-    assert!(status.success(), "{}", context(&format!("supervisord exited with {status}")));
-    assert!(!alive(api_pid), "the api stopped");
-    assert!(!alive(new_python_pid), "Python stopped");
-    assert!(get(api_port, "/livez").is_err(), "nothing listens any more");
+    /// What the Dockerfile does: a release build of the api, and the Python service with
+    /// supervisord in a virtual environment.
+    fn install(&self) {
+        self.check("cargo", &["build", "--release"]);
+        self.check("python3", &["-m", "venv", ".venv"]);
+        self.check(
+            ".venv/bin/pip",
+            &["install", "--quiet", "./python[dev]", "supervisor"],
+        );
+        // The release binary where deploy/supervisord.conf (and the image) expect it.
+        let binary = format!("{}-api", self.name);
+        let release = self.project.join("target/release");
+        fs::create_dir_all(&release).unwrap();
+        std::os::unix::fs::symlink(
+            shared_target().join("release").join(&binary),
+            release.join(&binary),
+        )
+        .unwrap();
+    }
+
+    /// Both processes under the real supervisord: both sample routes answer; Python killed
+    /// means fast 503s from proxied routes while native ones keep working; supervisord brings
+    /// Python back; stopping supervisord stops both.
+    fn run_under_supervisord(&self) {
+        let api_port = free_port();
+        let mut supervisor = Supervisor::start(&self.project, api_port);
+        let log = supervisor.log.clone();
+        let context = |what: &str| {
+            let output = fs::read_to_string(&log).unwrap_or_default();
+            format!("{what}\n--- supervisord output ---\n{output}")
+        };
+        wait_for(api_port, "/readyz", Duration::from_secs(60), |r| {
+            r.status == 200
+        });
+        if let Some(socket) = &self.socket {
+            use std::os::unix::fs::FileTypeExt;
+            let kind = fs::metadata(socket).map(|m| m.file_type().is_socket());
+            assert!(
+                matches!(kind, Ok(true)),
+                "{}",
+                context(&format!("{} is not a socket", socket.display()))
+            );
+        }
+        if let Some(port) = self.python_port {
+            assert_eq!(
+                listening_addresses(port),
+                ["0100007F"],
+                "Python listens on 127.0.0.1 only"
+            );
+        }
+
+        let rust = get(api_port, "/hello/rust").unwrap();
+        assert_eq!(rust.status, 200, "{}", context(&format!("{rust:?}")));
+        assert_eq!(json_field(&rust.body, "language"), Some("rust"), "{rust:?}");
+        assert!(rust.header("x-request-id").is_some(), "{rust:?}");
+        let python = get(api_port, "/hello/python").unwrap();
+        assert_eq!(python.status, 200, "{}", context(&format!("{python:?}")));
+        assert_eq!(
+            json_field(&python.body, "language"),
+            Some("python"),
+            "{python:?}"
+        );
+        assert!(python.header("x-request-id").is_some(), "{python:?}");
+
+        // Kill Python: proxied routes fail fast with 503, native ones keep working.
+        let python_pid = supervisor
+            .child_pid("uvicorn")
+            .unwrap_or_else(|| panic!("{}", context("no uvicorn child")));
+        let api_pid = supervisor
+            .child_pid(&format!("{}-api", self.name))
+            .unwrap_or_else(|| panic!("{}", context("no api child")));
+        Supervisor::signal(python_pid, "-KILL");
+        while alive(python_pid) {
+            sleep(Duration::from_millis(5));
+        }
+        let start = Instant::now();
+        let down = get(api_port, "/hello/python").unwrap();
+        let took = start.elapsed();
+        assert_eq!(down.status, 503, "{}", context(&format!("{down:?}")));
+        assert!(took < Duration::from_secs(1), "503 took {took:?}");
+        assert!(down.header("retry-after").is_some(), "{down:?}");
+        assert_eq!(
+            json_field(&down.body, "code"),
+            Some("upstream_unavailable"),
+            "{down:?}"
+        );
+        let ready = get(api_port, "/readyz").unwrap();
+        assert_eq!(
+            ready.status,
+            503,
+            "{}",
+            context(&format!("/readyz while Python is down: {ready:?}"))
+        );
+        assert_eq!(get(api_port, "/hello/rust").unwrap().status, 200);
+
+        // supervisord restarts Python, and everything answers again.
+        wait_for(api_port, "/readyz", Duration::from_secs(30), |r| {
+            r.status == 200
+        });
+        let back = wait_for(api_port, "/hello/python", Duration::from_secs(10), |r| {
+            r.status == 200
+        });
+        assert_eq!(json_field(&back.body, "language"), Some("python"));
+        let new_python_pid = supervisor.child_pid("uvicorn").expect("Python runs again");
+        assert_ne!(new_python_pid, python_pid, "a new Python process");
+        assert_eq!(get(api_port, "/hello/rust").unwrap().status, 200);
+
+        // Stopping supervisord stops both processes.
+        let status = supervisor
+            .stop()
+            .unwrap_or_else(|| panic!("{}", context("supervisord did not stop")));
+        assert!(
+            status.success(),
+            "{}",
+            context(&format!("supervisord exited with {status}"))
+        );
+        assert!(!alive(api_pid), "the api stopped");
+        assert!(!alive(new_python_pid), "Python stopped");
+        assert!(get(api_port, "/livez").is_err(), "nothing listens any more");
+    }
 }

@@ -40,39 +40,67 @@ fn generates_the_golden_tree() {
     let listing: String = tree.keys().map(|path| format!("{path}\n")).collect();
     assert_golden("new/files.txt", &listing);
     for file in KEY_FILES {
-        let contents = tree.get(*file).unwrap_or_else(|| panic!("{file} is generated"));
+        let contents = tree
+            .get(*file)
+            .unwrap_or_else(|| panic!("{file} is generated"));
         assert_golden(&format!("new/demo/{file}.snap"), &text(contents));
     }
     for (path, contents) in &tree {
         let contents = text(contents);
-        assert!(!contents.contains("{{") || path == ".github/workflows/ci.yml", "{path} has an unrendered placeholder");
-        assert!(!contents.contains("{%"), "{path} has an unrendered Liquid tag");
+        assert!(
+            !contents.contains("{{") || path == ".github/workflows/ci.yml",
+            "{path} has an unrendered placeholder"
+        );
+        assert!(
+            !contents.contains("{%"),
+            "{path} has an unrendered Liquid tag"
+        );
     }
     let workflow = text(&tree[".github/workflows/ci.yml"]);
-    assert!(workflow.contains("${{"), "GitHub Actions expressions survive rendering");
+    assert!(
+        workflow.contains("${{"),
+        "GitHub Actions expressions survive rendering"
+    );
 }
 
 #[test]
 fn unix_transport_changes_the_upstream_and_supervisord() {
     let dir = TempDir::new().unwrap();
-    let out = new_in(dir.path(), &["sock-svc", "--vcs", "none", "--transport", "unix"]);
+    let out = new_in(
+        dir.path(),
+        &["sock-svc", "--vcs", "none", "--transport", "unix"],
+    );
     assert_eq!(out.code, Some(0), "{out:?}");
     let project = dir.path().join("sock-svc");
     for file in ["rspy.toml", "deploy/supervisord.conf"] {
         let contents = fs::read_to_string(project.join(file)).unwrap();
         assert_golden(&format!("new/sock-svc/{file}.snap"), &contents);
-        assert!(contents.contains("/tmp/sock-svc-python.sock"), "{file} names the socket");
+        assert!(
+            contents.contains("/tmp/sock-svc-python.sock"),
+            "{file} names the socket"
+        );
     }
 }
 
 #[test]
 fn python_port_reaches_manifest_and_supervisord() {
     let dir = TempDir::new().unwrap();
-    let out = new_in(dir.path(), &["ported", "--vcs", "none", "--python-port", "9123"]);
+    let out = new_in(
+        dir.path(),
+        &["ported", "--vcs", "none", "--python-port", "9123"],
+    );
     assert_eq!(out.code, Some(0), "{out:?}");
     let project = dir.path().join("ported");
-    assert!(fs::read_to_string(project.join("rspy.toml")).unwrap().contains("http://127.0.0.1:9123"));
-    assert!(fs::read_to_string(project.join("deploy/supervisord.conf")).unwrap().contains("--port 9123"));
+    assert!(
+        fs::read_to_string(project.join("rspy.toml"))
+            .unwrap()
+            .contains("http://127.0.0.1:9123")
+    );
+    assert!(
+        fs::read_to_string(project.join("deploy/supervisord.conf"))
+            .unwrap()
+            .contains("--port 9123")
+    );
 }
 
 #[test]
@@ -117,12 +145,19 @@ fn same_tree_as_cargo_generate_on_the_template_folder() {
 #[test]
 fn name_flag_overrides_the_folder_name_and_missing_parents_are_made() {
     let dir = TempDir::new().unwrap();
-    let out = new_in(dir.path(), &["nested/deeper/folder", "--name", "billing", "--vcs", "none"]);
+    let out = new_in(
+        dir.path(),
+        &["nested/deeper/folder", "--name", "billing", "--vcs", "none"],
+    );
     assert_eq!(out.code, Some(0), "{out:?}");
     let project = dir.path().join("nested/deeper/folder");
     let manifest = fs::read_to_string(project.join("crates/api/Cargo.toml")).unwrap();
     assert!(manifest.contains("name = \"billing-api\""), "{manifest}");
-    assert!(out.stdout.contains("Created service `billing`"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Created service `billing`"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -144,7 +179,10 @@ fn git_repository_by_default_but_not_inside_another() {
 
     let out = new_in(&dir.path().join("with-git"), &["inner"]);
     assert_eq!(out.code, Some(0), "{out:?}");
-    assert!(!dir.path().join("with-git/inner/.git").exists(), "no nested repository");
+    assert!(
+        !dir.path().join("with-git/inner/.git").exists(),
+        "no nested repository"
+    );
 }
 
 /// Runs `rspy new` with `args` in a folder holding one file of the user's, and checks the
@@ -159,9 +197,17 @@ fn assert_refused(args: &[&str], needles: &[&str]) {
     let out = new_in(dir.path(), args);
     assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
     assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
-    assert!(out.stderr.starts_with("error: "), "{args:?}: {}", out.stderr);
+    assert!(
+        out.stderr.starts_with("error: "),
+        "{args:?}: {}",
+        out.stderr
+    );
     for needle in needles {
-        assert!(out.stderr.contains(needle), "{args:?}: `{needle}` not in {}", out.stderr);
+        assert!(
+            out.stderr.contains(needle),
+            "{args:?}: `{needle}` not in {}",
+            out.stderr
+        );
     }
     assert_eq!(snapshot(dir.path()), before, "{args:?} changed the disk");
 }
@@ -170,10 +216,16 @@ fn assert_refused(args: &[&str], needles: &[&str]) {
 fn refuses_invalid_names() {
     assert_refused(&["fn"], &["`fn`", "Rust keyword", "try `fn-service`"]);
     assert_refused(&["self"], &["`self`", "Rust keyword"]);
-    assert_refused(&["9lives"], &["`9lives`", "start with a lowercase ASCII letter"]);
+    assert_refused(
+        &["9lives"],
+        &["`9lives`", "start with a lowercase ASCII letter"],
+    );
     assert_refused(&["My.Service"], &["`My.Service`", "try `my-service`"]);
     assert_refused(&["x", "--name", ""], &["``", "empty"]);
-    assert_refused(&["x", "--name", "has space"], &["`has space`", "` ` is not allowed"]);
+    assert_refused(
+        &["x", "--name", "has space"],
+        &["`has space`", "` ` is not allowed"],
+    );
     assert_refused(&["."], &["`.`", "pass `--name <NAME>`"]);
 }
 
@@ -189,10 +241,22 @@ fn refuses_bad_placeholder_values() {
     assert_refused(&["svc", "--transport", "udp"], &["'udp'", "tcp, unix"]);
     assert_refused(&["svc", "--python-port", "0"], &["'0'", "1..=65535"]);
     assert_refused(&["svc", "--python-port", "70000"], &["'70000'"]);
-    assert_refused(&["svc", "--define", "python_port=99999"], &["`99999`", "from 1 to 65535"]);
-    assert_refused(&["svc", "--define", "transport=udp"], &["`udp`", "tcp, unix"]);
-    assert_refused(&["svc", "--define", "colour=blue"], &["`colour`", "known placeholders: python_port, transport"]);
-    assert_refused(&["svc", "--define", "novalue"], &["`--define novalue`", "KEY=VALUE"]);
+    assert_refused(
+        &["svc", "--define", "python_port=99999"],
+        &["`99999`", "from 1 to 65535"],
+    );
+    assert_refused(
+        &["svc", "--define", "transport=udp"],
+        &["`udp`", "tcp, unix"],
+    );
+    assert_refused(
+        &["svc", "--define", "colour=blue"],
+        &["`colour`", "known placeholders: python_port, transport"],
+    );
+    assert_refused(
+        &["svc", "--define", "novalue"],
+        &["`--define novalue`", "KEY=VALUE"],
+    );
     assert_refused(
         &["svc", "--transport", "unix", "--define", "transport=unix"],
         &["`transport` is given twice"],
@@ -208,7 +272,10 @@ fn refuses_an_unwritable_parent() {
     let before = snapshot(dir.path());
 
     // Root writes anywhere, so run as `nobody` there; elsewhere take the write bit away.
-    let running_as_root = run_in(dir.path(), Command::new("id").arg("-u")).stdout.trim() == "0";
+    let running_as_root = run_in(dir.path(), Command::new("id").arg("-u"))
+        .stdout
+        .trim()
+        == "0";
     if !running_as_root {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&locked, fs::Permissions::from_mode(0o555)).unwrap();
@@ -216,18 +283,33 @@ fn refuses_an_unwritable_parent() {
     let rspy_without_write_access = || {
         if running_as_root {
             let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_rspy")]);
+            c.args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                env!("CARGO_BIN_EXE_rspy"),
+            ]);
             c
         } else {
             rspy()
         }
     };
     for target in ["locked/svc", "locked/a/b/svc"] {
-        let out = run_in(dir.path(), rspy_without_write_access().args(["new", target]));
+        let out = run_in(
+            dir.path(),
+            rspy_without_write_access().args(["new", target]),
+        );
         assert_eq!(out.code, Some(2), "{out:?}");
         assert!(out.stderr.contains("permission denied"), "{}", out.stderr);
-        assert!(out.stderr.contains("choose a directory you can write to"), "{}", out.stderr);
-        assert!(!out.stderr.contains(".rspy-new"), "the staging folder stays out of sight");
+        assert!(
+            out.stderr.contains("choose a directory you can write to"),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains(".rspy-new"),
+            "the staging folder stays out of sight"
+        );
         assert_eq!(snapshot(dir.path()), before);
     }
 }
@@ -240,7 +322,10 @@ fn a_failure_half_way_removes_what_it_made() {
     fs::create_dir(&empty_path).unwrap();
     let before = snapshot(dir.path());
     for target in ["svc", "new-parent/svc"] {
-        let out = run_in(dir.path(), rspy().args(["new", target]).env("PATH", &empty_path));
+        let out = run_in(
+            dir.path(),
+            rspy().args(["new", target]).env("PATH", &empty_path),
+        );
         assert_eq!(out.code, Some(1), "{out:?}");
         assert!(out.stderr.contains("git init"), "{}", out.stderr);
         assert!(out.stderr.contains("pass `--vcs none`"), "{}", out.stderr);
@@ -255,7 +340,11 @@ fn never_reads_the_users_cargo_generate_settings() {
     let dir = TempDir::new().unwrap();
     let cargo_home = dir.path().join("cargo-home");
     fs::create_dir(&cargo_home).unwrap();
-    fs::write(cargo_home.join("cargo-generate.toml"), "[values]\ntransport = \"unix\"\n").unwrap();
+    fs::write(
+        cargo_home.join("cargo-generate.toml"),
+        "[values]\ntransport = \"unix\"\n",
+    )
+    .unwrap();
     let out = run_in(
         dir.path(),
         rspy()

@@ -21,7 +21,11 @@ pub fn cargo_generate() -> Command {
         .parent()
         .unwrap()
         .join("examples/cargo-generate");
-    assert!(exe.exists(), "{} is missing: `cargo test` builds it", exe.display());
+    assert!(
+        exe.exists(),
+        "{} is missing: `cargo test` builds it",
+        exe.display()
+    );
     let mut command = Command::new(exe);
     command.arg("generate").env("CARGO_NAME", "rspy-tests");
     command
@@ -29,7 +33,10 @@ pub fn cargo_generate() -> Command {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// What a finished command did, with its output as text.
@@ -50,7 +57,12 @@ pub fn outcome(output: Output) -> Outcome {
 
 /// Runs `command` in `dir` and returns its outcome.
 pub fn run_in(dir: &Path, command: &mut Command) -> Outcome {
-    outcome(command.current_dir(dir).output().expect("the command starts"))
+    outcome(
+        command
+            .current_dir(dir)
+            .output()
+            .expect("the command starts"),
+    )
 }
 
 /// Every file below `dir` (not `.git`), by slash-separated relative path, with its bytes.
@@ -89,14 +101,19 @@ fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
 /// Compares `actual` with the golden file `tests/golden/<name>`; with `RSPY_BLESS=1` in the
 /// environment, rewrites the golden file instead.
 pub fn assert_golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("RSPY_BLESS").is_some() {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, actual).unwrap();
         return;
     }
     let expected = fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("cannot read golden file {}: {e}; run with RSPY_BLESS=1 to create it", path.display())
+        panic!(
+            "cannot read golden file {}: {e}; run with RSPY_BLESS=1 to create it",
+            path.display()
+        )
     });
     if expected != actual {
         panic!(
