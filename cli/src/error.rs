@@ -39,14 +39,30 @@ pub enum Error {
         reason: String,
     },
 
-    #[error("`{key}` is given twice (as `--{flag}` and `--define {key}=...`); keep one of them")]
-    DuplicatePlaceholder { key: String, flag: String },
+    #[error("`{key}` is given twice (`{first}` and `{second}`); keep one of them")]
+    DuplicatePlaceholder {
+        key: String,
+        first: String,
+        second: String,
+    },
 
-    #[error("rendering the template failed: {0}")]
+    #[error("{0}")]
+    Conflict(String),
+
+    #[error(
+        "`{}` is not a directory, so the project cannot go below it; choose another path",
+        path.display()
+    )]
+    NotADirectory { path: PathBuf },
+
+    #[error("could not render the template: {0}")]
     Render(String),
 
     #[error("could not run `git init` in the new project: {0}; install git or pass `--vcs none`")]
     Git(String),
+
+    #[error("interrupted; everything `rspy` had made is removed again")]
+    Interrupted,
 
     #[error("{action} `{}` failed: {source}", path.display())]
     Io {
@@ -66,8 +82,12 @@ impl Error {
             | Self::ParentNotWritable { .. }
             | Self::InvalidDefine { .. }
             | Self::InvalidPlaceholder { .. }
-            | Self::DuplicatePlaceholder { .. } => EXIT_USAGE,
+            | Self::DuplicatePlaceholder { .. }
+            | Self::Conflict(_)
+            | Self::NotADirectory { .. } => EXIT_USAGE,
             Self::Render(_) | Self::Git(_) | Self::Io { .. } => EXIT_FAILURE,
+            // What a shell reports for a process ended by SIGINT.
+            Self::Interrupted => 130,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod name;
 pub mod new;
 mod render;
 pub mod template;
+mod undo;
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -47,18 +48,15 @@ fn spinner(message: &str) -> indicatif::ProgressBar {
 /// The closing message of `rspy new`: what was made and how to run it.
 fn next_steps(created: &new::Created) -> String {
     let path = created.path.display();
-    let transport = created
-        .values
-        .get("transport")
-        .map_or("tcp", String::as_str);
-    let python = if transport == "unix" {
+    let python = if created.values["transport"] == "unix" {
         format!("on the Unix socket /tmp/{}-python.sock", created.name)
     } else {
-        let port = created
-            .values
-            .get("python_port")
-            .map_or("8000", String::as_str);
-        format!("on 127.0.0.1:{port}")
+        format!("on 127.0.0.1:{}", created.values["python_port"])
+    };
+    let cd = if created.is_current_dir {
+        String::new()
+    } else {
+        format!("  cd {path}\n")
     };
     let git = if created.git_initialized {
         ", with a git repository"
@@ -69,7 +67,7 @@ fn next_steps(created: &new::Created) -> String {
         "Created service `{name}` in `{path}`{git}: a Rust api on port 8080 in front of Python {python}.\n\
          \n\
          Next steps:\n\
-         \x20 cd {path}\n\
+         {cd}\
          \x20 cargo build --release\n\
          \x20 python3 -m venv .venv && . .venv/bin/activate && pip install ./python supervisor\n\
          \x20 supervisord -c deploy/supervisord.conf\n\

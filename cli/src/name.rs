@@ -52,6 +52,16 @@ pub fn validate(name: &str) -> Result<()> {
             "try a name such as `my-service`",
         ));
     }
+    // cargo-generate's `crate_name` snake-cases the name, which collapses and trims
+    // separators: `demo-` would give the package `demo--api` but the crate `demo_api`.
+    let separator = |c: char| c == '-' || c == '_';
+    if name.ends_with(separator) || has_adjacent_separators(name) {
+        return Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason: "`-` and `_` go singly between letters or digits".to_owned(),
+            hint: format!("try `{}`", suggest(name)),
+        });
+    }
     if name.len() > MAX_LEN {
         return Err(invalid(
             &format!(
@@ -71,20 +81,27 @@ pub fn validate(name: &str) -> Result<()> {
     Ok(())
 }
 
+fn has_adjacent_separators(name: &str) -> bool {
+    name.as_bytes()
+        .windows(2)
+        .any(|pair| matches!(pair, [b'-' | b'_', b'-' | b'_']))
+}
+
 /// A name close to `name` that passes [`validate`], for the hint in an error message.
 fn suggest(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars() {
         match c {
-            'a'..='z' | '0'..='9' | '_' => out.push(c),
+            'a'..='z' | '0'..='9' => out.push(c),
             'A'..='Z' => out.push(c.to_ascii_lowercase()),
-            _ if !out.ends_with('-') => out.push('-'),
+            '_' if !out.ends_with(['-', '_']) => out.push('_'),
+            _ if !out.ends_with(['-', '_']) => out.push('-'),
             _ => {}
         }
     }
     let out = out
-        .trim_matches('-')
-        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '_');
+        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '_')
+        .trim_end_matches(['-', '_']);
     let out: String = out.chars().take(MAX_LEN - "-service".len()).collect();
     if out.is_empty() {
         "my-service".to_owned()
@@ -101,7 +118,7 @@ mod tests {
 
     #[test]
     fn accepts_crate_like_names() {
-        for name in ["demo", "my-service", "my_service2", "a"] {
+        for name in ["demo", "my-service", "my_service2", "a", "a-b_c", "v2-api"] {
             assert!(validate(name).is_ok(), "{name} should be accepted");
         }
     }
@@ -127,7 +144,17 @@ mod tests {
 
     #[test]
     fn suggestions_are_valid_names() {
-        for name in ["My Service", "a.b", "9lives", "@@@", "Hello_World!", "FN"] {
+        for name in [
+            "My Service",
+            "a.b",
+            "9lives",
+            "@@@",
+            "Hello_World!",
+            "FN",
+            "demo-",
+            "a__b",
+            "a-_b",
+        ] {
             let suggestion = suggest(name);
             assert!(validate(&suggestion).is_ok(), "{name:?} -> {suggestion:?}");
         }

@@ -1,26 +1,45 @@
 //! `rspy new`: a new service from the embedded template, created all at once or not at all.
 //!
-//! The project is rendered into a hidden staging folder beside the target, given its git
-//! repository there, and only then renamed into place: a failure at any step leaves the
-//! disk as it was, and a finished project appears in one rename.
+//! The project is rendered into a hidden staging folder (`.rspy-new-*`) and given its git
+//! repository there, then moved into place: by one rename when the target does not exist, or
+//! entry by entry into an existing empty target (staged inside it, so the target keeps its
+//! owner and mode and its parent need not be writable). Whatever was made is removed again on
+//! an error or an interrupt.
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::cli::{NewArgs, Vcs};
+use crate::cli::{NewArgs, Transport, Vcs};
 use crate::error::{Error, Result};
+use crate::undo::{self, Transaction, check_interrupted};
 use crate::{name, render, template};
+
+/// The port the generated api listens on by default; Python cannot have it too.
+const API_PORT: &str = "8080";
 
 /// What `rspy new` made, for the closing message.
 #[derive(Debug)]
 pub struct Created {
+    /// The target as the user gave it.
     pub path: PathBuf,
+    /// Whether the target is the current directory (so there is nowhere to `cd`).
+    pub is_current_dir: bool,
     pub name: String,
+    /// The value of every template placeholder.
     pub values: BTreeMap<String, String>,
     /// Whether a git repository was initialized (not inside an existing work tree).
     pub git_initialized: bool,
+}
+
+/// Where the project goes.
+enum Target {
+    /// Nothing there yet.
+    Missing,
+    /// An empty directory, kept as it is and filled.
+    EmptyDir,
 }
 
 /// Creates the project described by `args`; `exe` is the rspy binary that renders it.
@@ -28,34 +47,50 @@ pub fn run(args: &NewArgs, exe: &Path) -> Result<Created> {
     let name = project_name(args)?;
     name::validate(&name)?;
     let values = placeholder_values(args)?;
-    check_target(&args.path)?;
+    // Checked as typed, so messages show the path as the user wrote it.
+    let state = check_target(&args.path)?;
+    let target = std::path::absolute(&args.path).map_err(Error::io("resolving", &args.path))?;
 
-    let target = absolute(&args.path)?;
-    let parent = target.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let created_parents = CreatedDirs::create(&parent)?;
-    let staging = tempfile::Builder::new()
-        .prefix(".rspy-new-")
-        .tempdir_in(&parent)
-        .map_err(|e| Error::ParentNotWritable {
-            path: parent.clone(),
-            // The kind alone ("permission denied"): the full error names the staging folder.
-            reason: e.kind().to_string(),
-        })?;
-
-    render::render(exe, staging.path(), &name, &values)?;
-    let rendered = staging.path().join(&name);
-    let git_initialized = match args.vcs {
-        Vcs::Git if !inside_git_work_tree(&parent) => {
-            git_init(&rendered)?;
-            true
+    let transaction = Transaction::begin();
+    let parent = target.parent().unwrap_or(Path::new("/"));
+    let staging_parent = match state {
+        Target::Missing => {
+            create_dirs(&transaction, parent)?;
+            parent
         }
-        _ => false,
+        Target::EmptyDir => &target,
     };
-    // rename(2) replaces an empty directory, so an existing empty target works too.
-    fs::rename(&rendered, &target).map_err(Error::io("moving the new project into", &target))?;
-    created_parents.keep();
+    let staging = create_staging(&transaction, staging_parent)?;
+
+    render::render(exe, &staging, &name, &values)?;
+    let rendered = staging.join(&name);
+    let git_initialized = args.vcs == Vcs::Git && !inside_git_work_tree(parent);
+    if git_initialized {
+        git_init(&rendered)?;
+    }
+    match state {
+        Target::Missing => {
+            check_interrupted()?;
+            transaction.created_tree(target.clone());
+            fs::rename(&rendered, &target).map_err(Error::io("moving the project to", &target))?;
+        }
+        Target::EmptyDir => {
+            for entry in fs::read_dir(&rendered).map_err(Error::io("reading", &rendered))? {
+                let from = entry.map_err(Error::io("reading", &rendered))?.path();
+                let to = target.join(from.file_name().unwrap_or_default());
+                check_interrupted()?;
+                transaction.created_tree(to.clone());
+                fs::rename(&from, &to).map_err(Error::io("moving the project to", &to))?;
+            }
+        }
+    }
+    fs::remove_dir_all(&staging).map_err(Error::io("removing", &staging))?;
+    // The last moment an interrupt takes everything back; after it, the project stands.
+    check_interrupted()?;
+    transaction.commit();
     Ok(Created {
         path: args.path.clone(),
+        is_current_dir: std::env::current_dir().is_ok_and(|cwd| cwd == target),
         name,
         values,
         git_initialized,
@@ -87,14 +122,15 @@ fn placeholder_values(args: &NewArgs) -> Result<BTreeMap<String, String>> {
         .iter()
         .filter_map(|(key, p)| Some((key.clone(), p.default.clone()?)))
         .collect();
-    let mut from_flags = Vec::new();
+    // Each key given on the command line, with the flag that gave it.
+    let mut given: BTreeMap<String, String> = BTreeMap::new();
     if let Some(transport) = args.transport {
         values.insert("transport".to_owned(), transport.as_str().to_owned());
-        from_flags.push(("transport", "transport"));
+        given.insert("transport".to_owned(), "--transport".to_owned());
     }
     if let Some(port) = args.python_port {
         values.insert("python_port".to_owned(), port.to_string());
-        from_flags.push(("python_port", "python-port"));
+        given.insert("python_port".to_owned(), "--python-port".to_owned());
     }
     for define in &args.defines {
         let invalid = |reason: String| Error::InvalidDefine {
@@ -111,10 +147,11 @@ fn placeholder_values(args: &NewArgs) -> Result<BTreeMap<String, String>> {
                 known.join(", ")
             )));
         }
-        if let Some((_, flag)) = from_flags.iter().find(|(k, _)| *k == key) {
+        if let Some(first) = given.insert(key.to_owned(), format!("--define {define}")) {
             return Err(Error::DuplicatePlaceholder {
                 key: key.to_owned(),
-                flag: (*flag).to_owned(),
+                first,
+                second: format!("--define {define}"),
             });
         }
         values.insert(key.to_owned(), value.to_owned());
@@ -122,70 +159,93 @@ fn placeholder_values(args: &NewArgs) -> Result<BTreeMap<String, String>> {
     for (key, value) in &values {
         placeholders[key].check(key, value)?;
     }
+    let port = &values["python_port"];
+    if values["transport"] == Transport::Unix.as_str() {
+        if let Some(flag) = given.get("python_port") {
+            return Err(Error::Conflict(format!(
+                "`{flag}` has no effect with the unix transport (Python listens on a socket); drop it or use `--transport tcp`"
+            )));
+        }
+    } else if port == API_PORT {
+        return Err(Error::InvalidPlaceholder {
+            key: "python_port".to_owned(),
+            value: port.clone(),
+            reason: format!("{API_PORT} is the api's port; choose another, e.g. 8000"),
+        });
+    }
     Ok(values)
 }
 
 /// The target may not exist yet, or be an empty directory; anything else is the user's.
-fn check_target(path: &Path) -> Result<()> {
-    let exists = || Error::TargetExists {
-        path: path.to_path_buf(),
-    };
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::ParentNotWritable {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        }),
-        Ok(meta) if !meta.is_dir() => Err(exists()),
-        Ok(_) => {
-            let mut entries = fs::read_dir(path).map_err(Error::io("reading", path))?;
+fn check_target(target: &Path) -> Result<Target> {
+    match fs::symlink_metadata(target) {
+        Ok(meta) if meta.is_dir() => {
+            let mut entries = fs::read_dir(target).map_err(refusal(target))?;
             match entries.next() {
-                None => Ok(()),
-                Some(_) => Err(exists()),
+                None => Ok(Target::EmptyDir),
+                Some(_) => Err(Error::TargetExists {
+                    path: target.to_path_buf(),
+                }),
             }
         }
-    }
-}
-
-fn absolute(path: &Path) -> Result<PathBuf> {
-    std::path::absolute(path).map_err(Error::io("resolving", path))
-}
-
-/// Ancestors of the target that `rspy new` had to create; removed again unless kept.
-struct CreatedDirs {
-    /// The outermost directory created, whose removal removes them all.
-    outermost: Option<PathBuf>,
-}
-
-impl CreatedDirs {
-    fn create(dir: &Path) -> Result<Self> {
-        let outermost = dir
-            .ancestors()
-            .take_while(|d| !d.exists())
-            .last()
-            .map(Path::to_path_buf);
-        let created = Self { outermost };
-        if created.outermost.is_some() {
-            // On failure `created` is dropped, removing whatever part of the chain was made.
-            fs::create_dir_all(dir).map_err(|e| Error::ParentNotWritable {
-                path: dir.to_path_buf(),
-                reason: e.kind().to_string(),
-            })?;
+        Ok(_) => Err(Error::TargetExists {
+            path: target.to_path_buf(),
+        }),
+        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => {
+            // Every ancestor that exists must be a directory.
+            match target
+                .ancestors()
+                .skip(1)
+                .find(|a| fs::symlink_metadata(a).is_ok())
+            {
+                Some(ancestor) if !ancestor.is_dir() => Err(Error::NotADirectory {
+                    path: ancestor.to_path_buf(),
+                }),
+                _ => Ok(Target::Missing),
+            }
         }
-        Ok(created)
-    }
-
-    fn keep(mut self) {
-        self.outermost = None;
+        Err(e) => Err(refusal(target)(e)),
     }
 }
 
-impl Drop for CreatedDirs {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.outermost {
-            let _ = fs::remove_dir_all(dir);
-        }
+/// Maps an I/O error on `path` to what the user can act on: no permission (or a read-only
+/// file system) is a refusal of their input, exit 2; anything else a failure, exit 1.
+fn refusal(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |e| match e.kind() {
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => Error::ParentNotWritable {
+            path,
+            // The kind alone ("permission denied"): the full error may name a staging folder.
+            reason: e.kind().to_string(),
+        },
+        _ => Error::Io {
+            action: "writing to",
+            path,
+            source: e,
+        },
     }
+}
+
+/// Creates `dir` and its missing ancestors, outermost first, each recorded for undoing.
+fn create_dirs(transaction: &Transaction, dir: &Path) -> Result<()> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    for dir in missing.into_iter().rev() {
+        let parent = dir.parent().unwrap_or(dir);
+        transaction.created_dir(dir.to_path_buf());
+        fs::create_dir(dir).map_err(refusal(parent))?;
+    }
+    Ok(())
+}
+
+/// A fresh `.rspy-new-*` folder in `dir`, recorded for undoing.
+fn create_staging(transaction: &Transaction, dir: &Path) -> Result<PathBuf> {
+    let staging = tempfile::Builder::new()
+        .prefix(".rspy-new-")
+        .tempdir_in(dir)
+        .map_err(refusal(dir))?
+        .keep();
+    transaction.created_tree(staging.clone());
+    Ok(staging)
 }
 
 /// Like `cargo new`: no nested repository inside an existing work tree.
@@ -200,12 +260,14 @@ fn inside_git_work_tree(dir: &Path) -> bool {
 }
 
 fn git_init(dir: &Path) -> Result<()> {
-    let output = Command::new("git")
-        .args(["init", "--quiet"])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::Git(e.to_string()))?;
+    let output = undo::output(
+        Command::new("git")
+            .args(["init", "--quiet"])
+            .current_dir(dir)
+            .stdin(Stdio::null()),
+    );
+    undo::check_interrupted()?;
+    let output = output.map_err(|e| Error::Git(e.to_string()))?;
     if output.status.success() {
         Ok(())
     } else {

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use cargo_generate::{GenerateArgs, TemplatePath, Vcs};
 
 use crate::error::{Error, Result};
-use crate::template;
+use crate::{template, undo};
 
 /// Variables cargo-generate reads for the author's name; it fails when none is set.
 const IDENTITY_VARS: &[&str] = &[
@@ -25,7 +25,8 @@ const IDENTITY_VARS: &[&str] = &[
 ];
 
 /// Renders the template as project `name` into `destination/<name>`, by running
-/// `exe __render` (`exe` is this rspy binary).
+/// `exe __render` (`exe` is this rspy binary). Its temporary files go to `destination` too,
+/// so a missing or read-only `$TMPDIR` does not matter and one removal cleans up everything.
 pub fn render(
     exe: &Path,
     destination: &Path,
@@ -39,6 +40,7 @@ pub fn render(
         .arg(destination)
         .arg("--name")
         .arg(name)
+        .env("TMPDIR", destination)
         .stdin(Stdio::null());
     for (key, value) in values {
         command.arg("--define").arg(format!("{key}={value}"));
@@ -55,9 +57,10 @@ pub fn render(
     {
         command.env("CARGO_NAME", "rspy");
     }
-    let output = command
-        .output()
-        .map_err(|e| Error::Render(format!("could not start `{}`: {e}", exe.display())))?;
+    let output = undo::output(&mut command);
+    undo::check_interrupted()?;
+    let output =
+        output.map_err(|e| Error::Render(format!("could not run `{}`: {e}", exe.display())))?;
     if output.status.success() {
         return Ok(());
     }
@@ -67,7 +70,9 @@ pub fn render(
         .rev()
         .find(|line| !line.trim().is_empty())
         .unwrap_or("the renderer exited without a message");
-    Err(Error::Render(last_line.trim().to_owned()))
+    // The child's last line is its own `error: …` from main.
+    let message = last_line.trim().trim_start_matches("error: ");
+    Err(Error::Render(message.to_owned()))
 }
 
 /// The child's side (`rspy __render`): extract the embedded template and let cargo-generate

@@ -114,7 +114,7 @@ fn same_tree_as_cargo_generate_on_the_template_folder() {
         fs::create_dir_all(&theirs).unwrap();
 
         let mut rspy_args = vec![name, "--vcs", "none"];
-        let mut generate = cargo_generate();
+        let mut generate = cargo_generate(&dir.path().join("empty-config.toml"));
         generate
             .arg("--path")
             .arg(&template)
@@ -188,6 +188,21 @@ fn git_repository_by_default_but_not_inside_another() {
 /// Runs `rspy new` with `args` in a folder holding one file of the user's, and checks the
 /// refusal: exit code 2, a one-line message with `needles`, and the folder untouched.
 fn assert_refused(args: &[&str], needles: &[&str]) {
+    let stderr = refused(args, needles);
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
+}
+
+/// Like [`assert_refused`], for a flag clap itself rejects (in its own format, with a hint
+/// to `--help`).
+fn assert_refused_by_clap(args: &[&str], needles: &[&str]) {
+    let stderr = refused(args, needles);
+    assert!(
+        stderr.contains("For more information, try '--help'."),
+        "{args:?}: {stderr}"
+    );
+}
+
+fn refused(args: &[&str], needles: &[&str]) -> String {
     let dir = TempDir::new().unwrap();
     fs::create_dir(dir.path().join("taken")).unwrap();
     fs::write(dir.path().join("taken/notes.txt"), "the user's work").unwrap();
@@ -210,6 +225,7 @@ fn assert_refused(args: &[&str], needles: &[&str]) {
         );
     }
     assert_eq!(snapshot(dir.path()), before, "{args:?} changed the disk");
+    out.stderr
 }
 
 #[test]
@@ -227,6 +243,17 @@ fn refuses_invalid_names() {
         &["`has space`", "` ` is not allowed"],
     );
     assert_refused(&["."], &["`.`", "pass `--name <NAME>`"]);
+    // Each would give packages (`demo--api`) that differ from the crate names (`demo_api`).
+    assert_refused(
+        &["demo-"],
+        &[
+            "`demo-`",
+            "go singly between letters or digits",
+            "try `demo`",
+        ],
+    );
+    assert_refused(&["a__b"], &["`a__b`", "try `a_b`"]);
+    assert_refused(&["ab_"], &["`ab_`", "try `ab`"]);
 }
 
 #[test]
@@ -234,13 +261,33 @@ fn refuses_existing_targets() {
     assert_refused(&["taken"], &["`taken` already exists", "choose a new path"]);
     assert_refused(&["file"], &["`file` already exists"]);
     assert_refused(&["taken", "--name", "other"], &["`taken` already exists"]);
+    assert_refused(
+        &["file/svc"],
+        &["file` is not a directory", "choose another path"],
+    );
 }
 
 #[test]
 fn refuses_bad_placeholder_values() {
-    assert_refused(&["svc", "--transport", "udp"], &["'udp'", "tcp, unix"]);
-    assert_refused(&["svc", "--python-port", "0"], &["'0'", "1..=65535"]);
-    assert_refused(&["svc", "--python-port", "70000"], &["'70000'"]);
+    assert_refused_by_clap(&["svc", "--transport", "udp"], &["'udp'", "tcp, unix"]);
+    assert_refused_by_clap(&["svc", "--python-port", "0"], &["'0'", "1..=65535"]);
+    assert_refused_by_clap(&["svc", "--python-port", "70000"], &["'70000'"]);
+    assert_refused(
+        &["svc", "--python-port", "8080"],
+        &["`8080`", "the api's port", "choose another"],
+    );
+    assert_refused(
+        &["svc", "--transport", "unix", "--python-port", "9000"],
+        &["`--python-port` has no effect with the unix transport"],
+    );
+    assert_refused(
+        &["svc", "-d", "python_port=9000", "-d", "python_port=9001"],
+        &[
+            "`python_port` is given twice",
+            "`--define python_port=9000`",
+            "`--define python_port=9001`",
+        ],
+    );
     assert_refused(
         &["svc", "--define", "python_port=99999"],
         &["`99999`", "from 1 to 65535"],
@@ -261,7 +308,7 @@ fn refuses_bad_placeholder_values() {
         &["svc", "--transport", "unix", "--define", "transport=unix"],
         &["`transport` is given twice"],
     );
-    assert_refused(&["svc", "--vcs", "svn"], &["'svn'"]);
+    assert_refused_by_clap(&["svc", "--vcs", "svn"], &["'svn'"]);
 }
 
 #[test]
@@ -335,26 +382,98 @@ fn a_failure_half_way_removes_what_it_made() {
 
 #[test]
 fn never_reads_the_users_cargo_generate_settings() {
-    // A cargo-generate config and CARGO_GENERATE_VALUE_* would change the output of a
-    // plain embedding; rspy's result depends on its flags only.
+    // Each of these makes a plain embedding of cargo-generate fail (a malformed user config,
+    // a values file that does not exist) or change its output; rspy's result depends on its
+    // flags only. Without USER or CARGO_NAME, cargo-generate cannot name an author either.
     let dir = TempDir::new().unwrap();
     let cargo_home = dir.path().join("cargo-home");
     fs::create_dir(&cargo_home).unwrap();
-    fs::write(
-        cargo_home.join("cargo-generate.toml"),
-        "[values]\ntransport = \"unix\"\n",
-    )
-    .unwrap();
+    fs::write(cargo_home.join("cargo-generate.toml"), "this is [not toml").unwrap();
     let out = run_in(
         dir.path(),
         rspy()
             .args(["new", "plain", "--vcs", "none"])
             .env("CARGO_HOME", &cargo_home)
+            .env(
+                "CARGO_GENERATE_TEMPLATE_VALUES_FILE",
+                dir.path().join("missing.toml"),
+            )
             .env("CARGO_GENERATE_VALUE_PYTHON_PORT", "9999")
             .env_remove("USER")
-            .env_remove("CARGO_NAME"),
+            .env_remove("CARGO_NAME")
+            .env_remove("GIT_AUTHOR_NAME")
+            .env_remove("GIT_COMMITTER_NAME")
+            .env_remove("USERNAME")
+            .env_remove("NAME"),
     );
     assert_eq!(out.code, Some(0), "{out:?}");
     let manifest = fs::read_to_string(dir.path().join("plain/rspy.toml")).unwrap();
     assert!(manifest.contains("http://127.0.0.1:8000"), "{manifest}");
+}
+
+#[test]
+fn fills_the_current_directory_when_it_is_empty() {
+    let dir = TempDir::new().unwrap();
+    let here = dir.path().join("here");
+    fs::create_dir(&here).unwrap();
+    let out = new_in(&here, &[".", "--name", "svc", "--vcs", "none"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        here.join("rspy.toml").is_file(),
+        "the project is in the current directory"
+    );
+    assert!(
+        !out.stdout.contains("cd "),
+        "no `cd` into where the user already is: {}",
+        out.stdout
+    );
+    let leftovers: Vec<_> = fs::read_dir(&here)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".rspy-new"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn fills_an_empty_target_whose_parent_is_not_writable() {
+    // A folder made for the user (owned by them) inside one they cannot write to.
+    let dir = TempDir::new().unwrap();
+    let parent = dir.path().join("srv");
+    let target = parent.join("billing");
+    fs::create_dir_all(&target).unwrap();
+    let running_as_root = run_in(dir.path(), Command::new("id").arg("-u"))
+        .stdout
+        .trim()
+        == "0";
+    let mut command = if running_as_root {
+        assert_eq!(
+            run_in(
+                dir.path(),
+                Command::new("chown").args(["65534:65534"]).arg(&target)
+            )
+            .code,
+            Some(0)
+        );
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_rspy"),
+        ]);
+        c
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&parent, fs::Permissions::from_mode(0o555)).unwrap();
+        rspy()
+    };
+    let out = run_in(
+        dir.path(),
+        command
+            .args(["new", "srv/billing", "--vcs", "none"])
+            .env("HOME", &target),
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(target.join("crates/api/Cargo.toml").is_file());
 }

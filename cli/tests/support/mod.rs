@@ -15,19 +15,30 @@ pub fn rspy() -> Command {
     command
 }
 
-/// cargo-generate's own CLI, built from the same library version (see `examples/`).
-pub fn cargo_generate() -> Command {
+/// cargo-generate's own CLI, built from the same library version (see `examples/`), with
+/// none of the developer's cargo-generate settings: `config` is an empty file.
+pub fn cargo_generate(config: &Path) -> Command {
     let exe = Path::new(env!("CARGO_BIN_EXE_rspy"))
         .parent()
         .unwrap()
         .join("examples/cargo-generate");
     assert!(
         exe.exists(),
-        "{} is missing: `cargo test` builds it",
+        "{} is missing: a plain `cargo test` builds it, or run `cargo build --example cargo-generate`",
         exe.display()
     );
+    fs::write(config, "").unwrap();
     let mut command = Command::new(exe);
-    command.arg("generate").env("CARGO_NAME", "rspy-tests");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CARGO_GENERATE_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .arg("generate")
+        .arg("--config")
+        .arg(config)
+        .env("CARGO_NAME", "rspy-tests");
     command
 }
 
