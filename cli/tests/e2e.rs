@@ -43,12 +43,26 @@ fn shared_target() -> PathBuf {
         .unwrap_or_else(|| repo_root().join("target/generated"))
 }
 
+/// A free loopback port below the kernel's ephemeral range, so that no outgoing connection
+/// (of the builds and tests running meanwhile) takes it between now and its use.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let ephemeral_start: u16 = range
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(32768);
+    let low = 10_000.min(ephemeral_start / 2);
+    let span = u32::from(ephemeral_start - low);
+    // Spread concurrent test processes over the range.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let seed = std::process::id().wrapping_mul(2_654_435_761) ^ now.subsec_nanos();
+    (0..span)
+        .map(|i| low + u16::try_from((seed.wrapping_add(i.wrapping_mul(7919))) % span).unwrap())
+        .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 /// Polls `path` until `accept` holds for its response, for at most `limit`.
@@ -125,15 +139,18 @@ impl Supervisor {
             })
     }
 
-    fn signal(pid: u32, signal: &str) {
-        let _ = Command::new("kill")
+    /// Sends `signal` (e.g. `-TERM`) to `pid`; whether it was delivered.
+    fn signal(pid: u32, signal: &str) -> bool {
+        Command::new("kill")
             .args([signal, &pid.to_string()])
-            .status();
+            .status()
+            .is_ok_and(|status| status.success())
     }
 
     /// Sends SIGTERM and waits (bounded) for supervisord to exit.
     fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        Self::signal(self.child.id(), "-TERM");
+        // An already exited supervisord is seen by try_wait below.
+        let _ = Self::signal(self.child.id(), "-TERM");
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -157,7 +174,7 @@ impl Drop for Supervisor {
                 let _ = self.child.wait();
             }
             for pid in orphans {
-                Self::signal(pid, "-KILL");
+                let _ = Self::signal(pid, "-KILL");
             }
         }
     }
@@ -215,11 +232,15 @@ fn generated_service_builds_checks_and_runs_under_supervisord() {
 
 #[test]
 fn unix_socket_transport_runs_under_supervisord() {
-    // The socket lives at /tmp/<name>-python.sock: a name of its own per run.
-    let name = format!("e2e-sock-{}", std::process::id());
+    // The socket lives at /tmp/<name>-python.sock: a name of its own per run. And the longest
+    // name rspy accepts, so the formatters' layout is checked where names could change it.
+    let prefix = format!("e2e-sock-{}-", std::process::id());
+    let name = format!("{prefix}{}", "x".repeat(64 - prefix.len()));
     let mut service = Service::new(&name, &["--transport", "unix"]);
     service.socket = Some(PathBuf::from(format!("/tmp/{name}-python.sock")));
+    service.check("cargo", &["fmt", "--all", "--check"]);
     service.install();
+    service.check(".venv/bin/ruff", &["format", "--check", "python"]);
     service.run_under_supervisord();
 }
 
@@ -324,8 +345,17 @@ impl Service {
         let api_pid = supervisor
             .child_pid(&format!("{}-api", self.name))
             .unwrap_or_else(|| panic!("{}", context("no api child")));
-        Supervisor::signal(python_pid, "-KILL");
+        assert!(
+            Supervisor::signal(python_pid, "-KILL"),
+            "kill -KILL {python_pid}"
+        );
+        let killed = Instant::now();
         while alive(python_pid) {
+            assert!(
+                killed.elapsed() < Duration::from_secs(10),
+                "{}",
+                context("Python survived SIGKILL")
+            );
             sleep(Duration::from_millis(5));
         }
         let start = Instant::now();

@@ -4,6 +4,9 @@ use std::{env, fs, path::PathBuf, process::ExitCode};
 
 use serde::Deserialize;
 
+#[path = "src/upstream_addr.rs"]
+mod upstream_addr;
+
 /// The manifest, relative to this crate; `src/manifest.rs` includes what we generate from it.
 const MANIFEST: &str = "../../rspy.toml";
 const SCHEMA: u32 = 1;
@@ -91,6 +94,7 @@ enum Mode {
 
 fn main() -> ExitCode {
     println!("cargo::rerun-if-changed={MANIFEST}");
+    println!("cargo::rerun-if-changed=src/upstream_addr.rs");
     match generate() {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -124,6 +128,11 @@ fn validate(manifest: &Manifest) -> Result<(), String> {
         ));
     }
     validate_upstream_url(&manifest.upstream.url)?;
+    // Every distinct path goes into one router, as axum does (methods share a path's entry).
+    let mut paths = matchit::Router::new();
+    for reserved in RESERVED_PATHS {
+        paths.insert(reserved, ()).map_err(|e| e.to_string())?;
+    }
     for (index, route) in manifest.routes.iter().enumerate() {
         let name = format!("[[route]] #{} (`{}`)", index + 1, route.path);
         validate_route(route).map_err(|problem| format!("{name}: {problem}"))?;
@@ -137,31 +146,29 @@ fn validate(manifest: &Manifest) -> Result<(), String> {
                 route.method.routing_fn().to_uppercase()
             ));
         }
+        let seen = manifest.routes[..index]
+            .iter()
+            .any(|earlier| earlier.path == route.path);
+        if !seen && let Err(conflict) = paths.insert(route.path.as_str(), ()) {
+            return Err(format!(
+                "{name}: axum would refuse to start: {conflict}; \
+                 change the path so it no longer overlaps"
+            ));
+        }
     }
     Ok(())
 }
 
-/// Mirrors the api's run-time parsing of UPSTREAM_URL, so a bad default never reaches it.
+/// The api's own parser of UPSTREAM_URL, so a default it would refuse never gets built in.
 fn validate_upstream_url(url: &str) -> Result<(), String> {
-    let fix = "use `http://127.0.0.1:PORT` or `unix:/path/to.sock`";
-    if let Some(path) = url.strip_prefix("unix:") {
-        if path.starts_with('/') {
-            return Ok(());
-        }
-        return Err(format!(
-            "[upstream] url `{url}`: the socket path must be absolute; {fix}"
-        ));
-    }
-    let authority = url
-        .strip_prefix("http://")
-        .map(|rest| rest.strip_suffix('/').unwrap_or(rest))
-        .ok_or_else(|| format!("[upstream] url `{url}` is not supported; {fix}"))?;
-    if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
-        return Err(format!(
-            "[upstream] url `{url}` must be a bare `http://host:port` without a path; {fix}"
-        ));
-    }
-    Ok(())
+    url.parse::<upstream_addr::UpstreamAddr>()
+        .map(drop)
+        .map_err(|problem| {
+            format!(
+                "[upstream] url `{url}`: {problem}; \
+                 use `http://127.0.0.1:PORT` or `unix:/path/to.sock`"
+            )
+        })
 }
 
 fn validate_route(route: &Route) -> Result<(), String> {

@@ -73,7 +73,11 @@ class RequestLogMiddleware:
 
 configure_logging(settings.log_level)
 
-app = FastAPI(title="{{project-name}} python", version="0.1.0")
+# The trailing comma keeps this call expanded whatever the project name's length (ruff).
+app = FastAPI(
+    title="{{project-name}} python",
+    version="0.1.0",
+)
 app.add_middleware(RequestLogMiddleware)
 
 

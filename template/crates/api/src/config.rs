@@ -1,10 +1,9 @@
 //! Run-time settings from environment variables, with defaults from rspy.toml and the contract.
 
-use std::{env, error::Error, fmt, path::PathBuf, str::FromStr, time::Duration};
-
-use axum::http::uri::Authority;
+use std::{env, error::Error, fmt, str::FromStr, time::Duration};
 
 use crate::manifest::DEFAULT_UPSTREAM_URL;
+pub use crate::upstream_addr::UpstreamAddr;
 
 /// Everything `main` needs to start the api.
 #[derive(Debug, Clone)]
@@ -19,50 +18,6 @@ pub struct Config {
     pub upstream_timeout: Duration,
     /// `READINESS_INTERVAL_MS`: how often Python's `/healthz` is probed.
     pub readiness_interval: Duration,
-}
-
-/// Where the Python service listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UpstreamAddr {
-    /// `http://host:port`: plain HTTP/1.1 over TCP, normally on loopback.
-    Tcp(Authority),
-    /// `unix:/path.sock`: HTTP/1.1 over a Unix domain socket (uvicorn `--uds`).
-    Unix(PathBuf),
-}
-
-impl FromStr for UpstreamAddr {
-    type Err = String;
-
-    fn from_str(url: &str) -> Result<Self, Self::Err> {
-        if let Some(path) = url.strip_prefix("unix:") {
-            return if path.starts_with('/') {
-                Ok(Self::Unix(PathBuf::from(path)))
-            } else {
-                Err("the socket path must be absolute, e.g. `unix:/tmp/python.sock`".to_owned())
-            };
-        }
-        let authority = url
-            .strip_prefix("http://")
-            .map(|rest| rest.strip_suffix('/').unwrap_or(rest))
-            .ok_or("expected `http://host:port` or `unix:/path.sock`")?;
-        match authority.parse::<Authority>() {
-            Ok(parsed) if parsed.as_str() == authority && !authority.contains('@') => {
-                Ok(Self::Tcp(parsed))
-            }
-            _ => {
-                Err("expected a bare `http://host:port`, without a path or credentials".to_owned())
-            }
-        }
-    }
-}
-
-impl fmt::Display for UpstreamAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Tcp(authority) => write!(f, "http://{authority}"),
-            Self::Unix(path) => write!(f, "unix:{}", path.display()),
-        }
-    }
 }
 
 impl Config {
@@ -148,6 +103,10 @@ impl Error for ConfigError {}
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use http::uri::Authority;
+
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {

@@ -9,6 +9,7 @@ pub mod request_id;
 pub mod routes;
 pub mod telemetry;
 pub mod upstream;
+pub mod upstream_addr;
 
 use std::sync::Arc;
 

@@ -7,7 +7,10 @@ use tokio::{
     signal::unix::{SignalKind, signal},
 };
 
-use {{crate_name}}_api::{AppState, app, config::Config, health, telemetry};
+// One short line each: the crate name's length must not change how rustfmt lays them out.
+use {{crate_name}}_api::config::Config;
+use {{crate_name}}_api::{AppState, app};
+use {{crate_name}}_api::{health, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -4,6 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{
+    RequestExt,
     body::Body,
     extract::{ConnectInfo, Request, State},
     http::{
@@ -44,8 +45,7 @@ impl RouteTimeout {
 /// returns its response with the body still streaming.
 pub async fn forward(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
+    mut request: Request,
 ) -> Result<Response, ApiError> {
     let upstream = &state.upstream;
     let request_id = request.extensions().get::<RequestId>().cloned();
@@ -55,6 +55,13 @@ pub async fn forward(
         .map_or(upstream.timeout(), |route| route.0);
     let fail = |kind| ApiError::new(kind, request_id.clone());
 
+    // Absent when the app is served without connect info (e.g. driven by a test): then there
+    // is no peer to add to X-Forwarded-For, which is no reason to fail the request.
+    let peer = request
+        .extract_parts::<ConnectInfo<SocketAddr>>()
+        .await
+        .ok()
+        .map(|ConnectInfo(peer)| peer);
     let request = upstream_request(request, upstream, peer, request_id.as_ref())
         .map_err(|err| fail(ErrorKind::BadGateway).with_cause(err))?;
 
@@ -78,7 +85,7 @@ pub async fn forward(
 fn upstream_request(
     mut request: Request,
     upstream: &Upstream,
-    peer: SocketAddr,
+    peer: Option<SocketAddr>,
     request_id: Option<&RequestId>,
 ) -> Result<Request, axum::http::Error> {
     // HTTP/2 clients send no Host header, only the URI's authority.
@@ -99,11 +106,14 @@ fn upstream_request(
         headers.insert(HOST, host.clone());
         headers.insert(X_FORWARDED_HOST, host);
     }
-    // Visible ASCII joined with an IP address is always a valid value; were it not, sending
-    // no chain would still beat passing on the client's unverified one.
+    // The client's chain is passed on as it came, with the real peer last: Python must trust
+    // only the rightmost entry (trusted-proxy settings are not there yet). Visible ASCII
+    // joined with an IP address is always a valid value; if not, the chain is dropped.
     let chain = forwarded_for(headers, peer);
     headers.remove(X_FORWARDED_FOR);
-    if let Ok(chain) = HeaderValue::from_str(&chain) {
+    if let Ok(chain) = HeaderValue::from_str(&chain)
+        && !chain.is_empty()
+    {
         headers.insert(X_FORWARDED_FOR, chain);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
@@ -115,13 +125,13 @@ fn upstream_request(
 
 /// The incoming `X-Forwarded-For` chain (all its lines, joined) with the peer appended, as
 /// one header line: some frameworks read only the first or only the last line.
-fn forwarded_for(headers: &HeaderMap, peer: SocketAddr) -> String {
-    let peer = peer.ip().to_string();
+fn forwarded_for(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+    let peer = peer.map(|peer| peer.ip().to_string());
     headers
         .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .chain([peer.as_str()])
+        .chain(peer.as_deref())
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -194,8 +204,9 @@ mod tests {
         headers.append(X_FORWARDED_FOR, HeaderValue::from_static("192.0.2.2"));
         let peer = SocketAddr::from(([127, 0, 0, 1], 4000));
         assert_eq!(
-            forwarded_for(&headers, peer),
+            forwarded_for(&headers, Some(peer)),
             "192.0.2.1, 192.0.2.2, 127.0.0.1"
         );
+        assert_eq!(forwarded_for(&headers, None), "192.0.2.1, 192.0.2.2");
     }
 }

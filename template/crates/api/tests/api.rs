@@ -5,7 +5,10 @@ use std::{
     net::SocketAddr,
     path::PathBuf,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -26,7 +29,10 @@ use tokio::{
 };
 use tower::ServiceExt;
 
-use {{crate_name}}_api::{AppState, app, config::Config, health, proxy};
+// One short line each: the crate name's length must not change how rustfmt lays them out.
+use {{crate_name}}_api::config::Config;
+use {{crate_name}}_api::{AppState, app};
+use {{crate_name}}_api::{health, proxy};
 
 /// The address the app believes each request came from.
 const CLIENT_IP: [u8; 4] = [203, 0, 113, 7];
@@ -202,24 +208,69 @@ async fn readyz_is_unavailable_while_python_is_down() {
     assert_eq!(json_body(&body)["status"], "unavailable");
 }
 
+/// Polls `/readyz` until it answers `expected` (or two seconds pass); returns the last status.
+async fn readyz_becomes(state: &AppState, expected: StatusCode) -> StatusCode {
+    let mut status = StatusCode::IM_A_TEAPOT;
+    for _ in 0..100 {
+        (status, _, _) = send(client_facing(state.clone()), get_request("/readyz")).await;
+        if status == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    status
+}
+
 #[tokio::test]
-async fn readyz_turns_ok_once_the_probe_reaches_python() {
-    let url = spawn_tcp_upstream(python_stand_in()).await;
+async fn readyz_follows_the_probe_of_python_both_ways() {
+    // A Python whose /healthz can be switched between 200 and 503.
+    let healthy = Arc::new(AtomicBool::new(true));
+    let flag = Arc::clone(&healthy);
+    let python = Router::new().route(
+        "/healthz",
+        get(move || {
+            let healthy = flag.load(Ordering::SeqCst);
+            async move {
+                if healthy {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
+        }),
+    );
+    let url = spawn_tcp_upstream(python).await;
     let state = AppState::new(&config(&url, &[]));
     let probe = tokio::spawn(health::watch_upstream(
         Arc::clone(&state.upstream),
         Duration::from_millis(20),
     ));
-    let mut status = StatusCode::SERVICE_UNAVAILABLE;
-    for _ in 0..100 {
-        (status, _, _) = send(client_facing(state.clone()), get_request("/readyz")).await;
-        if status == StatusCode::OK {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+
+    let up = readyz_becomes(&state, StatusCode::OK).await;
+    healthy.store(false, Ordering::SeqCst);
+    let down = readyz_becomes(&state, StatusCode::SERVICE_UNAVAILABLE).await;
+    healthy.store(true, Ordering::SeqCst);
+    let back = readyz_becomes(&state, StatusCode::OK).await;
     probe.abort();
-    assert_eq!(status, StatusCode::OK);
+
+    assert_eq!(up, StatusCode::OK);
+    assert_eq!(down, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(back, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn proxy_works_without_connect_info() {
+    // Served without `into_make_service_with_connect_info`, the app still proxies; there is
+    // just no peer to add to X-Forwarded-For.
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let request = Request::get("/echo/plain")
+        .body(Body::empty())
+        .expect("a valid request");
+    let (status, _, body) = send(app(state), request).await;
+    assert!(status.is_success(), "{status}");
+    let echoed = json_body(&body);
+    assert!(echoed["headers"]["x-forwarded-for"].is_null(), "{echoed}");
 }
 
 #[tokio::test]
