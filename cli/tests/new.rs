@@ -318,34 +318,12 @@ fn refuses_an_unwritable_parent() {
     fs::create_dir(&locked).unwrap();
     let before = snapshot(dir.path());
 
-    // Root writes anywhere, so run as `nobody` there; elsewhere take the write bit away.
-    let running_as_root = run_in(dir.path(), Command::new("id").arg("-u"))
-        .stdout
-        .trim()
-        == "0";
-    if !running_as_root {
+    if !running_as_root() {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&locked, fs::Permissions::from_mode(0o555)).unwrap();
     }
-    let rspy_without_write_access = || {
-        if running_as_root {
-            let mut c = Command::new("setpriv");
-            c.args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                env!("CARGO_BIN_EXE_rspy"),
-            ]);
-            c
-        } else {
-            rspy()
-        }
-    };
     for target in ["locked/svc", "locked/a/b/svc"] {
-        let out = run_in(
-            dir.path(),
-            rspy_without_write_access().args(["new", target]),
-        );
+        let out = run_in(dir.path(), unprivileged_rspy().args(["new", target]));
         assert_eq!(out.code, Some(2), "{out:?}");
         assert!(out.stderr.contains("permission denied"), "{}", out.stderr);
         assert!(
@@ -442,32 +420,17 @@ fn fills_an_empty_target_whose_parent_is_not_writable() {
     let parent = dir.path().join("srv");
     let target = parent.join("billing");
     fs::create_dir_all(&target).unwrap();
-    let running_as_root = run_in(dir.path(), Command::new("id").arg("-u"))
-        .stdout
-        .trim()
-        == "0";
-    let mut command = if running_as_root {
-        assert_eq!(
-            run_in(
-                dir.path(),
-                Command::new("chown").args(["65534:65534"]).arg(&target)
-            )
-            .code,
-            Some(0)
-        );
-        let mut c = Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_rspy"),
-        ]);
-        c
+    if running_as_root() {
+        let chown = Command::new("chown")
+            .arg("65534:65534")
+            .arg(&target)
+            .status();
+        assert!(chown.unwrap().success(), "chown {}", target.display());
     } else {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&parent, fs::Permissions::from_mode(0o555)).unwrap();
-        rspy()
-    };
+    }
+    let mut command = unprivileged_rspy();
     let out = run_in(
         dir.path(),
         command
@@ -476,4 +439,25 @@ fn fills_an_empty_target_whose_parent_is_not_writable() {
     );
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(target.join("crates/api/Cargo.toml").is_file());
+}
+
+/// Root writes anywhere, so tests about permissions run rspy as `nobody` when they run as root.
+fn running_as_root() -> bool {
+    let out = Command::new("id").arg("-u").output().expect("`id` runs");
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+/// rspy as `nobody` (uid 65534) when the tests run as root; otherwise as the current user.
+fn unprivileged_rspy() -> Command {
+    if !running_as_root() {
+        return rspy();
+    }
+    let mut command = Command::new("setpriv");
+    command.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        env!("CARGO_BIN_EXE_rspy"),
+    ]);
+    command
 }
