@@ -8,11 +8,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools=$PWD/target/tools
-if [ ! -x "$tools/bin/cargo-generate" ]; then
-  CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback \
-    cargo install cargo-generate --version 0.26.0 --root "$tools"
-fi
 cargo build --locked -p rspy
+if [ ! -x "$tools/bin/cargo-generate" ]; then
+  # The published 0.26.0 sources, which the build above put in cargo's registry. Neither a
+  # plain `cargo install` nor its `--locked` lock file builds on Rust 1.95 (two dependencies
+  # want 1.96 and 1.97), so resolve a lock file for this toolchain and install from there.
+  src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cargo-generate-0.26.0 | head -n 1)
+  rm -rf "$tools/src" && mkdir -p "$tools" && cp -r "$src" "$tools/src"
+  # A workspace of its own, not a stray member of this repository's.
+  printf '\n[workspace]\n' >> "$tools/src/Cargo.toml"
+  (cd "$tools/src" && rm -f Cargo.lock \
+    && CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback cargo generate-lockfile \
+    && cargo install --locked --path . --root "$tools")
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -23,14 +23,15 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct NewArgs {
-    /// Directory to create; its last component is the project name unless --name is given
+    /// Directory to create (or an empty one to fill); its last component is the project name
+    /// unless --name is given
     pub path: PathBuf,
 
     /// Project name (default: the last component of PATH)
     #[arg(long)]
     pub name: Option<String>,
 
-    /// How the api reaches Python: a loopback TCP port, or a Unix domain socket
+    /// How the api reaches Python: a loopback TCP port, or a Unix domain socket [default: tcp]
     #[arg(long, value_enum, value_name = "TRANSPORT")]
     pub transport: Option<Transport>,
 

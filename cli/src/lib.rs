@@ -63,8 +63,10 @@ fn next_steps(created: &new::Created) -> String {
     } else {
         ""
     };
+    let name = &created.name;
     format!(
-        "Created service `{name}` in `{path}`{git}: a Rust api on port 8080 in front of Python {python}.\n\
+        "Created service `{name}` in `{path}`{git}.\n\
+         Its Rust api listens on port 8080, with Python behind it {python}.\n\
          \n\
          Next steps:\n\
          {cd}\
@@ -73,6 +75,5 @@ fn next_steps(created: &new::Created) -> String {
          \x20 supervisord -c deploy/supervisord.conf\n\
          \x20 curl http://127.0.0.1:8080/hello/rust      # answered by Rust\n\
          \x20 curl http://127.0.0.1:8080/hello/python    # forwarded to Python\n",
-        name = created.name,
     )
 }

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use support::{Outcome, assert_golden, cargo_generate, repo_root, rspy, run_in, snapshot};
+use support::{Outcome, assert_golden, cargo_generate, outcome, repo_root, rspy, run_in, snapshot};
 use tempfile::TempDir;
 
 /// Files whose whole contents are kept as golden snapshots; the rest is checked by listing.
@@ -460,4 +460,16 @@ fn unprivileged_rspy() -> Command {
         env!("CARGO_BIN_EXE_rspy"),
     ]);
     command
+}
+
+#[test]
+fn help_texts_match_their_golden_files() {
+    for (args, golden) in [
+        (&["--help"][..], "help/rspy.txt"),
+        (&["new", "--help"][..], "help/new.txt"),
+    ] {
+        let out = outcome(rspy().args(args).env("COLUMNS", "100").output().unwrap());
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert_golden(golden, &out.stdout);
+    }
 }
