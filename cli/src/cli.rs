@@ -8,6 +8,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "rspy", version, about, max_term_width = 100)]
 pub struct Cli {
+    /// Run as if rspy was started in DIR
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -16,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Create a new service: a Rust api (axum) in front of a Python service, run by supervisord
     New(NewArgs),
+    /// Show the route table of the project: method, path, mode, handler, settings, fallback
+    Routes(RoutesArgs),
     /// Internal: renders the embedded template in a child process (used by `rspy new`)
     #[command(name = "__render", hide = true)]
     Render(RenderArgs),
@@ -46,6 +52,13 @@ pub struct NewArgs {
     /// Initialize a version control repository
     #[arg(long, value_enum, default_value_t = Vcs::Git)]
     pub vcs: Vcs,
+}
+
+#[derive(Debug, Args)]
+pub struct RoutesArgs {
+    /// Print JSON for scripts instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -61,6 +61,18 @@ pub enum Error {
     #[error("could not run `git init` in the new project: {0}; install git or pass `--vcs none`")]
     Git(String),
 
+    #[error(
+        "not inside an rspy project: no `rspy.toml` in `{}` or above; run this in a project made by `rspy new`, or pass `-C <DIR>`",
+        dir.display()
+    )]
+    NotAProject { dir: PathBuf },
+
+    #[error("`{}` is not a valid manifest: {reason}", path.display())]
+    InvalidManifest { path: PathBuf, reason: String },
+
+    #[error("cannot use `-C {}`: {reason}; pass an existing directory", path.display())]
+    BadDirectory { path: PathBuf, reason: String },
+
     #[error("interrupted; everything `rspy` had made is removed again")]
     Interrupted,
 
@@ -84,6 +96,9 @@ impl Error {
             | Self::InvalidPlaceholder { .. }
             | Self::DuplicatePlaceholder { .. }
             | Self::Conflict(_)
+            | Self::NotAProject { .. }
+            | Self::InvalidManifest { .. }
+            | Self::BadDirectory { .. }
             | Self::NotADirectory { .. } => EXIT_USAGE,
             Self::Render(_) | Self::Git(_) | Self::Io { .. } => EXIT_FAILURE,
             // What a shell reports for a process ended by SIGINT.

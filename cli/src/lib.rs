@@ -5,9 +5,11 @@
 
 pub mod cli;
 pub mod error;
+pub mod manifest;
 pub mod name;
 pub mod new;
 mod render;
+pub mod routes;
 pub mod template;
 mod undo;
 
@@ -19,6 +21,12 @@ use error::{Error, Result};
 
 /// Runs one rspy command to completion, printing its results to stdout.
 pub fn run(cli: Cli) -> Result<()> {
+    if let Some(dir) = &cli.directory {
+        std::env::set_current_dir(dir).map_err(|e| Error::BadDirectory {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
+    }
     match cli.command {
         Command::New(args) => {
             let exe = std::env::current_exe()
@@ -27,6 +35,18 @@ pub fn run(cli: Cli) -> Result<()> {
             let result = new::run(&args, &exe);
             spinner.finish_and_clear();
             print!("{}", next_steps(&result?));
+            Ok(())
+        }
+        Command::Routes(args) => {
+            let cwd =
+                std::env::current_dir().map_err(Error::io("reading", "the current directory"))?;
+            let project = manifest::Project::find(&cwd)?;
+            let out = if args.json {
+                routes::json(&project.manifest)
+            } else {
+                routes::table(&project.manifest)
+            };
+            print!("{out}");
             Ok(())
         }
         Command::Render(args) => {
