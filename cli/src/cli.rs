@@ -22,6 +22,10 @@ pub enum Command {
     New(NewArgs),
     /// Show the route table of the project: method, path, mode, handler, settings, fallback
     Routes(RoutesArgs),
+    /// Declare a route: served by Rust (--native) or forwarded to Python (--proxy)
+    AddRoute(AddRouteArgs),
+    /// Remove a declared route; its requests then go to the fallback
+    RemoveRoute(RemoveRouteArgs),
     /// Internal: renders the embedded template in a child process (used by `rspy new`)
     #[command(name = "__render", hide = true)]
     Render(RenderArgs),
@@ -59,6 +63,47 @@ pub struct RoutesArgs {
     /// Print JSON for scripts instead of a table
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("mode").required(true).args(["native", "proxy"]))]
+pub struct AddRouteArgs {
+    /// GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS or ANY
+    pub method: String,
+    /// axum 0.8 syntax: /users/{id}, /files/{*rest}
+    pub path: String,
+    /// Served by a Rust handler (a new handler starts as a pass-through to Python)
+    #[arg(long)]
+    pub native: bool,
+    /// Forwarded to Python, as a declared part of the API
+    #[arg(long)]
+    pub proxy: bool,
+    /// Handler name, `function` or `module::function` (native) [default: from the path]
+    #[arg(long, value_name = "HANDLER")]
+    pub name: Option<String>,
+    /// How long to wait for Python's response headers, in milliseconds (proxy)
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+    /// Show the changes as diffs and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Change an existing route's mode or settings; write into a module rspy did not make
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveRouteArgs {
+    /// The route's method
+    pub method: String,
+    /// The route's path, as declared
+    pub path: String,
+    /// Also delete the handler's module when it has your edits
+    #[arg(long)]
+    pub force: bool,
+    /// Show the changes as diffs and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

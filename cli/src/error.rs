@@ -70,6 +70,17 @@ pub enum Error {
     #[error("`{}` is not a valid manifest: {reason}", path.display())]
     InvalidManifest { path: PathBuf, reason: String },
 
+    #[error("invalid {what} `{value}`: {reason}")]
+    InvalidRoute {
+        /// `method`, `path` or `handler name`.
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
+
+    #[error("{0}")]
+    RouteRefused(String),
+
     #[error("cannot use `-C {}`: {reason}; pass an existing directory", path.display())]
     BadDirectory { path: PathBuf, reason: String },
 
@@ -99,6 +110,8 @@ impl Error {
             | Self::NotAProject { .. }
             | Self::InvalidManifest { .. }
             | Self::BadDirectory { .. }
+            | Self::InvalidRoute { .. }
+            | Self::RouteRefused(_)
             | Self::NotADirectory { .. } => EXIT_USAGE,
             Self::Render(_) | Self::Git(_) | Self::Io { .. } => EXIT_FAILURE,
             // What a shell reports for a process ended by SIGINT.

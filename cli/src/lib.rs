@@ -4,11 +4,14 @@
 //! here, one module per command.
 
 pub mod cli;
+mod edit_routes;
 pub mod error;
 pub mod manifest;
 pub mod name;
 pub mod new;
+pub mod plan;
 mod render;
+pub mod route;
 pub mod routes;
 pub mod template;
 mod undo;
@@ -49,10 +52,67 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{out}");
             Ok(())
         }
+        Command::AddRoute(args) => {
+            let request = edit_routes::AddRoute {
+                method: args.method,
+                path: args.path,
+                mode: if args.native {
+                    manifest::Mode::Native
+                } else {
+                    manifest::Mode::Proxy
+                },
+                name: args.name,
+                timeout_ms: args.timeout,
+                force: args.force,
+            };
+            let planned = edit_routes::add(&current_project()?, &request)?;
+            report(planned, args.dry_run, ("add", "Added"))
+        }
+        Command::RemoveRoute(args) => {
+            let planned =
+                edit_routes::remove(&current_project()?, &args.method, &args.path, args.force)?;
+            report(planned, args.dry_run, ("remove", "Removed"))
+        }
         Command::Render(args) => {
             render::render_in_this_process(&args.destination, &args.name, args.defines)
         }
     }
+}
+
+/// The project the current directory is in.
+fn current_project() -> Result<manifest::Project> {
+    let cwd = std::env::current_dir().map_err(Error::io("reading", "the current directory"))?;
+    manifest::Project::find(&cwd)
+}
+
+/// Shows a planned route change (`--dry-run`), or applies it and says what changed.
+fn report(planned: edit_routes::Planned, dry_run: bool, (verb, done): (&str, &str)) -> Result<()> {
+    let edit_routes::Planned {
+        plan,
+        route,
+        description,
+        notes,
+    } = planned;
+    let mut out = if plan.is_empty() {
+        format!("Unchanged: `{route}` is {description}.\n")
+    } else if dry_run {
+        format!(
+            "Would {verb} `{route}` ({description}):\n\n{}\nNothing was written (--dry-run).\n",
+            plan.diff()
+        )
+    } else {
+        let summary = plan.summary();
+        plan.apply()?;
+        format!(
+            "{done} `{route}` ({description}):\n{summary}Rebuild the api (`cargo build`) to serve the change.\n"
+        )
+    };
+    for note in notes {
+        out.push_str(&note);
+        out.push('\n');
+    }
+    print!("{out}");
+    Ok(())
 }
 
 /// A spinner on stderr while on a terminal; hidden otherwise, so logs and pipes stay clean.

@@ -6,14 +6,7 @@ use crate::error::{Error, Result};
 /// container and package names.
 const MAX_LEN: usize = 64;
 
-/// Rust's strict and reserved keywords (2024 edition), which cannot name a crate.
-const RUST_KEYWORDS: &[&str] = &[
-    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
-    "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
-    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
-    "return", "self", "static", "struct", "super", "trait", "true", "try", "type", "typeof",
-    "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
-];
+use crate::route::RUST_KEYWORDS;
 
 /// Checks that `name` can name the generated crates (`<name>-api`, `<name>_core`, ...), the
 /// Python distribution and the container image.

@@ -31,6 +31,8 @@ enum Step {
     Dir(PathBuf),
     /// A file or tree that is entirely ours (a staging folder, an entry moved into place).
     Tree(PathBuf),
+    /// A file of the user's that is about to be replaced: its contents before.
+    Restore(PathBuf, Vec<u8>),
 }
 
 static STEPS: Mutex<Vec<Step>> = Mutex::new(Vec::new());
@@ -77,6 +79,11 @@ impl Transaction {
     /// Records that `path` is about to be made, entirely by this command.
     pub fn created_tree(&self, path: PathBuf) {
         steps().push(Step::Tree(path));
+    }
+
+    /// Records that `path`, whose contents are `original`, is about to be replaced.
+    pub fn replacing_file(&self, path: PathBuf, original: Vec<u8>) {
+        steps().push(Step::Restore(path, original));
     }
 
     /// Keeps everything recorded.
@@ -139,6 +146,7 @@ fn undo_all() {
             Step::Dir(dir) => fs::remove_dir(dir),
             Step::Tree(path) if path.is_dir() => fs::remove_dir_all(path),
             Step::Tree(path) => fs::remove_file(path),
+            Step::Restore(path, original) => fs::write(path, original),
         };
     }
 }

@@ -244,6 +244,60 @@ fn unix_socket_transport_runs_under_supervisord() {
     service.run_under_supervisord();
 }
 
+#[test]
+fn route_commands_keep_the_generated_project_green() {
+    let service = Service::new("e2e-routes", &["--vcs", "none"]);
+    let commands: [&[&str]; 7] = [
+        &["add-route", "GET", "/users/{id}", "--native"],
+        &[
+            "add-route",
+            "POST",
+            "/users",
+            "--native",
+            "--name",
+            "create_user",
+        ],
+        &["add-route", "ANY", "/files/{kind}/{*rest}", "--native"],
+        &["add-route", "GET", "/", "--native"],
+        &[
+            "add-route",
+            "POST",
+            "/reports",
+            "--proxy",
+            "--timeout",
+            "60000",
+        ],
+        &[
+            "add-route",
+            "GET",
+            "/hello/python",
+            "--native",
+            "--force",
+            "--name",
+            "greetings::hello_python",
+        ],
+        &["remove-route", "POST", "/users"],
+    ];
+    for args in commands {
+        let out = run_in(&service.project, rspy().args(args));
+        assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
+        // The Rust rspy writes is laid out as rustfmt would, after every command.
+        service.check("cargo", &["fmt", "--all", "--check"]);
+    }
+    service.check(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
+    service.check("cargo", &["test", "--workspace"]);
+}
+
 /// A project made by `rspy new` in a temporary folder.
 struct Service {
     _dir: TempDir,

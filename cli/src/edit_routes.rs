@@ -1,0 +1,403 @@
+//! `rspy add-route` and `rspy remove-route`: each builds a [`Plan`] of its edits to
+//! `rspy.toml` (through `toml_edit`, so comments and order survive), the handler module and
+//! `routes.rs`; the caller shows or applies it.
+
+use toml_edit::{DocumentMut, Item, Table, value};
+
+use crate::error::{Error, Result};
+use crate::manifest::{FILE_NAME, Manifest, Method, Mode, Project, Route};
+use crate::plan::Plan;
+use crate::route::{self, Segment};
+
+/// Where native handler modules live, relative to the project root.
+const ROUTES_DIR: &str = "crates/api/src/routes";
+/// The file that declares them.
+const ROUTES_RS: &str = "crates/api/src/routes.rs";
+
+/// What `rspy add-route` was asked for.
+#[derive(Debug)]
+pub struct AddRoute {
+    pub method: String,
+    pub path: String,
+    pub mode: Mode,
+    /// `--name`: `function` or `module::function` (native only).
+    pub name: Option<String>,
+    /// `--timeout` in milliseconds (proxy only).
+    pub timeout_ms: Option<u64>,
+    /// `--force`: change an existing route's mode or settings, write into a module rspy did
+    /// not make.
+    pub force: bool,
+}
+
+/// A planned command: its plan and what to tell the user.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: Plan,
+    /// The route, as `GET /users/{id}`.
+    pub route: String,
+    /// How the route ends up, e.g. `native, handler users::get_users_by_id`.
+    pub description: String,
+    /// Extra lines for the user (files kept, what to do next).
+    pub notes: Vec<String>,
+}
+
+/// Plans `rspy add-route`.
+pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
+    let method = route::parse_method(&request.method)?;
+    let segments = route::parse_path(&request.path)?;
+    let path = request.path.as_str();
+    let shown = format!("{} {path}", route::method_name(method));
+    match (request.mode, &request.name, request.timeout_ms) {
+        (Mode::Proxy, Some(_), _) => {
+            return Err(Error::RouteRefused(
+                "`--name` names a Rust handler, and a proxied route has none; drop `--name` or use `--native`".to_owned(),
+            ));
+        }
+        (Mode::Native, _, Some(_)) => {
+            return Err(Error::RouteRefused(
+                "`--timeout` applies to proxied routes only (a native handler sets its own); drop it or use `--proxy`".to_owned(),
+            ));
+        }
+        _ => {}
+    }
+    let manifest = &project.manifest;
+    let existing = manifest
+        .routes
+        .iter()
+        .position(|r| r.method == method && r.path == path);
+    if let Some(other) = manifest.routes.iter().find(|r| {
+        r.path == path && r.method != method && (r.method == Method::Any || method == Method::Any)
+    }) {
+        return Err(Error::RouteRefused(format!(
+            "`{shown}` overlaps `{} {path}`, already declared (ANY covers every method); remove that one first",
+            route::method_name(other.method)
+        )));
+    }
+    check_conflicts(manifest, path, &shown)?;
+
+    let mut wanted = Route {
+        method,
+        path: path.to_owned(),
+        mode: request.mode,
+        handler: None,
+        timeout_ms: request.timeout_ms,
+    };
+    let mut plan = Plan::new(&project.root);
+    let mut notes = Vec::new();
+    if request.mode == Mode::Native {
+        let (module, function) = handler_names(
+            request,
+            existing.map(|i| &manifest.routes[i]),
+            method,
+            &segments,
+        )?;
+        wanted.handler = Some(format!("{module}::{function}"));
+        plan_handler(
+            &mut plan,
+            &module,
+            &function,
+            method,
+            path,
+            &segments,
+            request.force,
+        )?;
+    }
+    if let Some(index) = existing {
+        let current = &manifest.routes[index];
+        if same_route(current, &wanted) {
+            return Ok(Planned {
+                plan: Plan::new(&project.root),
+                route: shown,
+                description: describe(current),
+                notes,
+            });
+        }
+        if !request.force {
+            return Err(Error::RouteRefused(format!(
+                "`{shown}` is already declared ({}); pass `--force` to change it to {}",
+                describe(current),
+                describe(&wanted)
+            )));
+        }
+        if let (Mode::Proxy, Some(handler)) = (wanted.mode, &current.handler) {
+            notes.push(format!(
+                "The handler `{handler}` stays in {ROUTES_DIR}/ (yours); nothing routes to it now."
+            ));
+        }
+    }
+    let text = plan.read(FILE_NAME)?.unwrap_or_default();
+    let edited = match existing {
+        Some(index) => with_route_replaced(&text, index, &wanted)?,
+        None => with_route_added(&text, &wanted)?,
+    };
+    check_still_valid(&edited)?;
+    plan.set(FILE_NAME, Some(edited))?;
+    Ok(Planned {
+        plan,
+        route: shown,
+        description: describe(&wanted),
+        notes,
+    })
+}
+
+/// Plans `rspy remove-route`.
+pub fn remove(project: &Project, method: &str, path: &str, force: bool) -> Result<Planned> {
+    let method = route::parse_method(method)?;
+    let segments = route::parse_path(path)?;
+    let shown = format!("{} {path}", route::method_name(method));
+    let manifest = &project.manifest;
+    let mut plan = Plan::new(&project.root);
+    let Some(index) = manifest
+        .routes
+        .iter()
+        .position(|r| r.method == method && r.path == path)
+    else {
+        return Ok(Planned {
+            plan,
+            route: shown,
+            description: "not declared".to_owned(),
+            notes: Vec::new(),
+        });
+    };
+    let removed = &manifest.routes[index];
+    let mut notes = Vec::new();
+    if let Some(handler) = &removed.handler {
+        let (module, function) = handler.rsplit_once("::").unwrap_or(("", handler));
+        let module_path = format!("{ROUTES_DIR}/{module}.rs");
+        let shared = manifest.routes.iter().enumerate().any(|(i, r)| {
+            i != index
+                && r.handler
+                    .as_deref()
+                    .and_then(|h| h.rsplit_once("::"))
+                    .is_some_and(|(m, _)| m == module)
+        });
+        let pristine = format!(
+            "{}{}",
+            route::module_header(&module_prefix(&segments)),
+            route::handler_code(method, path, &segments, function)
+        );
+        match plan.read(&module_path)? {
+            Some(_) if shared => notes.push(format!(
+                "Kept {module_path}: other routes use its handlers. Delete `{function}` there yourself if you no longer need it."
+            )),
+            Some(text) if text == pristine || force => {
+                plan.set(&module_path, None)?;
+                let routes_rs = plan.read(ROUTES_RS)?.unwrap_or_default();
+                plan.set(ROUTES_RS, Some(route::without_module_declared(&routes_rs, module)))?;
+            }
+            Some(_) => notes.push(format!(
+                "Kept {module_path}: it holds more than rspy made for this route (your edits, or other handlers). \
+                 Delete `{function}` yourself, or pass `--force` to delete the file."
+            )),
+            None => {}
+        }
+    }
+    let text = plan.read(FILE_NAME)?.unwrap_or_default();
+    let edited = with_route_removed(&text, index)?;
+    check_still_valid(&edited)?;
+    plan.set(FILE_NAME, Some(edited))?;
+    Ok(Planned {
+        plan,
+        route: shown,
+        description: describe(removed),
+        notes,
+    })
+}
+
+/// The module and function of a native route: `--name`, else the route's current handler,
+/// else named after the path.
+fn handler_names(
+    request: &AddRoute,
+    current: Option<&Route>,
+    method: Method,
+    segments: &[Segment],
+) -> Result<(String, String)> {
+    if let Some(name) = &request.name {
+        let (module, function) = route::parse_handler_name(name)?;
+        return Ok((
+            module.unwrap_or_else(|| route::default_module(segments)),
+            function,
+        ));
+    }
+    if let Some((module, function)) = current
+        .and_then(|r| r.handler.as_deref())
+        .and_then(|h| h.rsplit_once("::"))
+    {
+        return Ok((module.to_owned(), function.to_owned()));
+    }
+    Ok((
+        route::default_module(segments),
+        route::default_handler(method, segments),
+    ))
+}
+
+/// Adds the handler's module (or appends to it) and declares it in `routes.rs`.
+fn plan_handler(
+    plan: &mut Plan,
+    module: &str,
+    function: &str,
+    method: Method,
+    path: &str,
+    segments: &[Segment],
+    force: bool,
+) -> Result<()> {
+    let module_path = format!("{ROUTES_DIR}/{module}.rs");
+    let code = route::handler_code(method, path, segments, function);
+    let defines = |text: &str| text.contains(&format!("pub async fn {function}("));
+    let new_text = match plan.read(&module_path)? {
+        None => format!("{}{code}", route::module_header(&module_prefix(segments))),
+        // Written already (by rspy or by hand): the route only needs declaring.
+        Some(text) if defines(&text) => text,
+        Some(text) if route::is_rspy_module(&text) || force => format!("{text}{code}"),
+        Some(_) => {
+            return Err(Error::RouteRefused(format!(
+                "{module_path} exists and was not made by `rspy add-route`, so rspy does not write into it; \
+                 add `pub async fn {function}(...)` there yourself, or pick another module with `--name <module>::<function>`, \
+                 or pass `--force` to append the handler"
+            )));
+        }
+    };
+    plan.set(&module_path, Some(new_text))?;
+    let routes_rs = plan.read(ROUTES_RS)?.ok_or_else(|| {
+        Error::RouteRefused(format!(
+            "{ROUTES_RS} is missing; restore it (it declares the handler modules)"
+        ))
+    })?;
+    plan.set(
+        ROUTES_RS,
+        Some(route::with_module_declared(&routes_rs, module)),
+    )
+}
+
+/// The path prefix a module is named after: `/users`, or `/` for the root module.
+fn module_prefix(segments: &[Segment]) -> String {
+    match segments.first() {
+        Some(Segment::Static(text)) if !text.is_empty() => format!("/{text}"),
+        _ => "/".to_owned(),
+    }
+}
+
+/// Refuses a path that axum would refuse next to the declared ones (matchit 0.8.4).
+fn check_conflicts(manifest: &Manifest, path: &str, shown: &str) -> Result<()> {
+    let mut router = matchit::Router::new();
+    for reserved in route::RESERVED_PATHS {
+        router
+            .insert(reserved, ())
+            .expect("the reserved paths do not conflict");
+    }
+    for declared in &manifest.routes {
+        if declared.path != path {
+            // Conflicts among declared routes are the build's to report.
+            let _ = router.insert(declared.path.as_str(), ());
+        }
+    }
+    router.insert(path, ()).map_err(|conflict| {
+        Error::RouteRefused(format!(
+            "`{shown}` conflicts with a declared route (axum would refuse to start): {conflict}; use the same parameter names or another path"
+        ))
+    })
+}
+
+fn same_route(a: &Route, b: &Route) -> bool {
+    a.method == b.method
+        && a.path == b.path
+        && a.mode == b.mode
+        && a.handler == b.handler
+        && a.timeout_ms == b.timeout_ms
+}
+
+/// A route's mode and settings, as `native, handler users::get_user` or `proxy, timeout 500 ms`.
+fn describe(route: &Route) -> String {
+    match (route.mode, &route.handler, route.timeout_ms) {
+        (Mode::Native, Some(handler), _) => format!("native, handler `{handler}`"),
+        (Mode::Native, None, _) => "native".to_owned(),
+        (Mode::Proxy, _, Some(ms)) => format!("proxy, timeout {ms} ms"),
+        (Mode::Proxy, _, None) => "proxy".to_owned(),
+    }
+}
+
+fn parse_document(text: &str) -> Result<DocumentMut> {
+    text.parse::<DocumentMut>()
+        .map_err(|e| Error::RouteRefused(format!("{FILE_NAME} does not parse: {e}")))
+}
+
+fn set_route_keys(table: &mut Table, route: &Route) {
+    table.insert("method", value(route::method_name(route.method)));
+    table.insert("path", value(route.path.as_str()));
+    table.insert(
+        "mode",
+        value(if route.mode == Mode::Native {
+            "native"
+        } else {
+            "proxy"
+        }),
+    );
+    match &route.handler {
+        Some(handler) => table.insert("handler", value(handler.as_str())),
+        None => table.remove("handler"),
+    };
+    match route.timeout_ms {
+        Some(ms) => table.insert("timeout_ms", value(i64::try_from(ms).unwrap_or(i64::MAX))),
+        None => table.remove("timeout_ms"),
+    };
+}
+
+fn with_route_added(text: &str, route: &Route) -> Result<String> {
+    let mut document = parse_document(text)?;
+    let mut table = Table::new();
+    set_route_keys(&mut table, route);
+    // A blank line before each new [[route]], like the ones already there.
+    table.decor_mut().set_prefix("\n");
+    let routes = document
+        .entry("route")
+        .or_insert(Item::ArrayOfTables(toml_edit::ArrayOfTables::new()))
+        .as_array_of_tables_mut()
+        .ok_or_else(|| {
+            Error::RouteRefused(format!(
+                "`route` in {FILE_NAME} is not a list of [[route]] tables"
+            ))
+        })?;
+    routes.push(table);
+    let mut out = document.to_string();
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn with_route_replaced(text: &str, index: usize, route: &Route) -> Result<String> {
+    let mut document = parse_document(text)?;
+    let table = document
+        .get_mut("route")
+        .and_then(Item::as_array_of_tables_mut)
+        .and_then(|routes| routes.get_mut(index))
+        .ok_or_else(|| {
+            Error::RouteRefused(format!(
+                "[[route]] #{} is missing from {FILE_NAME}",
+                index + 1
+            ))
+        })?;
+    set_route_keys(table, route);
+    Ok(document.to_string())
+}
+
+fn with_route_removed(text: &str, index: usize) -> Result<String> {
+    let mut document = parse_document(text)?;
+    let routes = document
+        .get_mut("route")
+        .and_then(Item::as_array_of_tables_mut)
+        .ok_or_else(|| {
+            Error::RouteRefused(format!("{FILE_NAME} has no [[route]] #{}", index + 1))
+        })?;
+    routes.remove(index);
+    Ok(document.to_string())
+}
+
+/// The edited manifest must still read as one.
+fn check_still_valid(text: &str) -> Result<()> {
+    Manifest::parse(text).map(drop).map_err(|e| {
+        Error::RouteRefused(format!(
+            "the edited {FILE_NAME} would not be valid ({e}); this is a bug in rspy"
+        ))
+    })
+}

@@ -1,0 +1,364 @@
+//! `rspy add-route` and `rspy remove-route` through the real binary, on projects made by
+//! `rspy new`: their effect as golden diffs, idempotence, `--dry-run`, and bad input.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use support::{Outcome, assert_golden, rspy, run_in, snapshot};
+use tempfile::TempDir;
+
+/// A fresh project `demo` (no git) in a temporary folder.
+fn project() -> (TempDir, PathBuf) {
+    let dir = TempDir::new().unwrap();
+    let out = run_in(dir.path(), rspy().args(["new", "demo", "--vcs", "none"]));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let root = dir.path().join("demo");
+    (dir, root)
+}
+
+fn rspy_in(dir: &Path, args: &[&str]) -> Outcome {
+    let out = run_in(dir, rspy().args(args));
+    assert!(out.code.is_some(), "{args:?} was killed: {out:?}");
+    out
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = rspy_in(dir, args);
+    assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
+    out.stdout
+}
+
+#[test]
+fn dry_run_shows_the_diffs_and_writes_nothing() {
+    let (_dir, root) = project();
+    let before = snapshot(&root);
+    let out = ok(
+        &root,
+        &["add-route", "GET", "/users/{id}", "--native", "--dry-run"],
+    );
+    assert_golden("edit_routes/add-native-dry-run.txt", &out);
+    assert_eq!(snapshot(&root), before, "--dry-run writes nothing");
+}
+
+#[test]
+fn add_native_then_again_changes_nothing_the_second_time() {
+    let (_dir, root) = project();
+    let out = ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
+    assert_golden("edit_routes/add-native.txt", &out);
+    let after_first = snapshot(&root);
+    assert_golden(
+        "edit_routes/users.rs",
+        &String::from_utf8(after_first["crates/api/src/routes/users.rs"].clone()).unwrap(),
+    );
+
+    let again = ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
+    assert!(
+        again.starts_with("Unchanged: `GET /users/{id}` is native"),
+        "{again}"
+    );
+    assert_eq!(
+        snapshot(&root),
+        after_first,
+        "identical bytes after the second run"
+    );
+}
+
+#[test]
+fn a_second_handler_is_appended_to_the_module_rspy_made() {
+    let (_dir, root) = project();
+    ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
+    let first = fs::read_to_string(root.join("crates/api/src/routes/users.rs")).unwrap();
+    ok(
+        &root,
+        &[
+            "add-route",
+            "POST",
+            "/users",
+            "--native",
+            "--name",
+            "create_user",
+        ],
+    );
+    let both = fs::read_to_string(root.join("crates/api/src/routes/users.rs")).unwrap();
+    assert!(
+        both.starts_with(&first),
+        "the existing code stays as it was"
+    );
+    assert!(both.contains("pub async fn create_user("), "{both}");
+    let routes_rs = fs::read_to_string(root.join("crates/api/src/routes.rs")).unwrap();
+    assert_eq!(
+        routes_rs.matches("pub mod users;").count(),
+        1,
+        "{routes_rs}"
+    );
+}
+
+#[test]
+fn add_proxy_keeps_comments_and_order_of_the_manifest() {
+    let (_dir, root) = project();
+    let manifest = root.join("rspy.toml");
+    let original = fs::read_to_string(&manifest).unwrap();
+    let out = ok(
+        &root,
+        &[
+            "add-route",
+            "POST",
+            "/reports",
+            "--proxy",
+            "--timeout",
+            "60000",
+        ],
+    );
+    assert!(
+        out.contains("Added `POST /reports` (proxy, timeout 60000 ms)"),
+        "{out}"
+    );
+    let edited = fs::read_to_string(&manifest).unwrap();
+    assert!(
+        edited.starts_with(&original),
+        "everything before stays byte for byte"
+    );
+    assert_golden("edit_routes/proxy-appended.toml", &edited[original.len()..]);
+    let json = ok(&root, &["routes", "--json"]);
+    assert!(json.contains("\"path\": \"/reports\""), "{json}");
+}
+
+#[test]
+fn dropping_a_setting_is_a_change_that_needs_force() {
+    // Re-adding without the route's timeout would drop it: rspy asks instead of guessing.
+    let (_dir, root) = project();
+    let before = snapshot(&root);
+    let out = rspy_in(&root, &["add-route", "GET", "/hello/python", "--proxy"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "is already declared (proxy, timeout 5000 ms); pass `--force` to change it to proxy"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(snapshot(&root), before);
+    let same = ok(
+        &root,
+        &[
+            "add-route",
+            "GET",
+            "/hello/python",
+            "--proxy",
+            "--timeout",
+            "5000",
+        ],
+    );
+    assert!(same.starts_with("Unchanged"), "{same}");
+}
+
+#[test]
+fn mode_switches_are_refused_without_force_and_done_with_it() {
+    let (_dir, root) = project();
+    ok(&root, &["add-route", "GET", "/orders", "--proxy"]);
+    let before = snapshot(&root);
+    let out = rspy_in(&root, &["add-route", "GET", "/orders", "--native"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("`GET /orders` is already declared (proxy); pass `--force`"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(snapshot(&root), before);
+
+    let out = ok(
+        &root,
+        &["add-route", "GET", "/orders", "--native", "--force"],
+    );
+    assert!(
+        out.contains("(native, handler `orders::get_orders`)"),
+        "{out}"
+    );
+    let out = ok(
+        &root,
+        &["add-route", "GET", "/orders", "--proxy", "--force"],
+    );
+    assert!(out.contains("stays in crates/api/src/routes/"), "{out}");
+    assert!(
+        root.join("crates/api/src/routes/orders.rs").is_file(),
+        "the handler is the user's"
+    );
+}
+
+#[test]
+fn remove_route_deletes_what_rspy_made_and_keeps_edited_handlers() {
+    let (_dir, root) = project();
+    let pristine = snapshot(&root);
+    ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
+    let out = ok(&root, &["remove-route", "GET", "/users/{id}"]);
+    assert!(
+        out.contains("deleted crates/api/src/routes/users.rs"),
+        "{out}"
+    );
+    assert_eq!(
+        snapshot(&root),
+        pristine,
+        "back to the tree before add-route"
+    );
+    let again = ok(&root, &["remove-route", "GET", "/users/{id}"]);
+    assert!(
+        again.starts_with("Unchanged: `GET /users/{id}` is not declared"),
+        "{again}"
+    );
+
+    ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
+    let module = root.join("crates/api/src/routes/users.rs");
+    let edited = fs::read_to_string(&module)
+        .unwrap()
+        .replace("crate::proxy::forward(state, request).await", "todo!()");
+    fs::write(&module, &edited).unwrap();
+    let out = ok(&root, &["remove-route", "GET", "/users/{id}"]);
+    assert!(out.contains("Kept crates/api/src/routes/users.rs"), "{out}");
+    assert_eq!(
+        fs::read_to_string(&module).unwrap(),
+        edited,
+        "the user's edits stay"
+    );
+    let manifest = fs::read_to_string(root.join("rspy.toml")).unwrap();
+    assert!(!manifest.contains("path = \"/users/{id}\""), "{manifest}");
+}
+
+/// Runs a route command that must be refused: exit 2, one line with `needles`, no file touched.
+fn assert_refused(root: &Path, args: &[&str], needles: &[&str]) {
+    let before = snapshot(root);
+    let out = rspy_in(root, args);
+    assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+    assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+    assert_eq!(
+        out.stderr.lines().count(),
+        1,
+        "{args:?}: one line: {}",
+        out.stderr
+    );
+    for needle in needles {
+        assert!(
+            out.stderr.contains(needle),
+            "{args:?}: `{needle}` not in {}",
+            out.stderr
+        );
+    }
+    assert_eq!(snapshot(root), before, "{args:?} changed files");
+}
+
+#[test]
+fn refuses_bad_routes_and_touches_nothing() {
+    let (_dir, root) = project();
+    ok(
+        &root,
+        &["add-route", "GET", "/files/{kind}/{*rest}", "--proxy"],
+    );
+    let add = |method: &'static str, path: &'static str, extra: &[&'static str]| {
+        let mut args = vec!["add-route", method, path];
+        args.extend(extra);
+        args
+    };
+    assert_refused(
+        &root,
+        &add("FETCH", "/x", &["--proxy"]),
+        &["invalid method `FETCH`", "use GET, POST"],
+    );
+    assert_refused(
+        &root,
+        &add("GET", "x", &["--proxy"]),
+        &["invalid path `x`", "did you mean `/x`"],
+    );
+    assert_refused(
+        &root,
+        &add("GET", "/x/{id", &["--proxy"]),
+        &["unbalanced braces"],
+    );
+    assert_refused(
+        &root,
+        &add("GET", "/x/{*rest}/y", &["--proxy"]),
+        &["must come last"],
+    );
+    assert_refused(
+        &root,
+        &add("GET", "/x/{id}/{id}", &["--proxy"]),
+        &["`id` appears twice"],
+    );
+    assert_refused(
+        &root,
+        &add("GET", "/x/:id", &["--proxy"]),
+        &["axum 0.8 writes it `{id}`"],
+    );
+    assert_refused(
+        &root,
+        &add("GET", "/livez", &["--proxy"]),
+        &["serves this path itself"],
+    );
+    assert_refused(
+        &root,
+        &add("GET", "/files/{name}/{*rest}", &["--proxy"]),
+        &["conflicts with a declared route", "/files/{kind}/{*rest}"],
+    );
+    assert_refused(
+        &root,
+        &add("GET", "/x", &["--native", "--name", "GetX"]),
+        &["invalid handler name `GetX`", "snake_case"],
+    );
+    assert_refused(
+        &root,
+        &add("GET", "/x", &["--native", "--name", "match"]),
+        &["`match`", "keyword"],
+    );
+    assert_refused(
+        &root,
+        &add("GET", "/x", &["--proxy", "--name", "x"]),
+        &["`--name`", "proxied route has none"],
+    );
+    assert_refused(
+        &root,
+        &add("GET", "/x", &["--native", "--timeout", "5"]),
+        &["`--timeout` applies to proxied routes"],
+    );
+    assert_refused(
+        &root,
+        &add("ANY", "/hello/rust", &["--proxy"]),
+        &["overlaps `GET /hello/rust`"],
+    );
+    // hello.rs is the template's, not rspy add-route's: rspy does not write into it.
+    assert_refused(
+        &root,
+        &add("GET", "/hello/there", &["--native"]),
+        &[
+            "hello.rs exists and was not made by `rspy add-route`",
+            "--force",
+        ],
+    );
+    assert_refused(
+        &root,
+        &["remove-route", "GET", "nope"],
+        &["invalid path `nope`"],
+    );
+}
+
+#[test]
+fn refuses_outside_a_project_and_with_a_broken_manifest() {
+    let dir = TempDir::new().unwrap();
+    assert_refused(
+        dir.path(),
+        &["add-route", "GET", "/x", "--proxy"],
+        &["not inside an rspy project"],
+    );
+    let (_dir, root) = project();
+    fs::write(root.join("rspy.toml"), "schema = 3\n").unwrap();
+    assert_refused(
+        &root,
+        &["add-route", "GET", "/x", "--proxy"],
+        &["understands schema 1 only"],
+    );
+    assert_refused(
+        &root,
+        &["remove-route", "GET", "/x"],
+        &["understands schema 1 only"],
+    );
+}
