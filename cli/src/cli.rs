@@ -18,7 +18,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a new service: a Rust api (axum) in front of a Python service, run by supervisord
+    /// Create a new service: a Rust api (axum) in front of Python, both run by supervisord
     New(NewArgs),
     /// Show the route table of the project: method, path, mode, handler, settings, fallback
     Routes(RoutesArgs),

@@ -467,6 +467,9 @@ fn help_texts_match_their_golden_files() {
     for (args, golden) in [
         (&["--help"][..], "help/rspy.txt"),
         (&["new", "--help"][..], "help/new.txt"),
+        (&["add-route", "--help"][..], "help/add-route.txt"),
+        (&["remove-route", "--help"][..], "help/remove-route.txt"),
+        (&["routes", "--help"][..], "help/routes.txt"),
     ] {
         let out = outcome(rspy().args(args).env("COLUMNS", "100").output().unwrap());
         assert_eq!(out.code, Some(0), "{out:?}");
