@@ -26,6 +26,10 @@ pub enum Command {
     AddRoute(AddRouteArgs),
     /// Remove a declared route; its requests then go to the fallback
     RemoveRoute(RemoveRouteArgs),
+    /// Choose what happens to requests no route matches: forward to Python, or 404 from Rust
+    SetFallback(SetFallbackArgs),
+    /// Check that the project is consistent: manifest, handlers, route conflicts
+    Check,
     /// Internal: renders the embedded template in a child process (used by `rspy new`)
     #[command(name = "__render", hide = true)]
     Render(RenderArgs),
@@ -104,6 +108,24 @@ pub struct RemoveRouteArgs {
     /// Show the changes as diffs and write nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetFallbackArgs {
+    /// `proxy`: forward to Python (while migrating); `none`: 404 from Rust (when done)
+    #[arg(value_enum)]
+    pub mode: FallbackArg,
+    /// Show the change as a diff and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FallbackArg {
+    /// Requests no route matches go to Python
+    Proxy,
+    /// Requests no route matches get 404 from Rust and never reach Python
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

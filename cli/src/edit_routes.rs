@@ -2,10 +2,10 @@
 //! `rspy.toml` (through `toml_edit`, so comments and order survive), the handler module and
 //! `routes.rs`; the caller shows or applies it.
 
-use toml_edit::{DocumentMut, Item, Table, value};
+use toml_edit::{DocumentMut, Item, Table};
 
 use crate::error::{Error, Result};
-use crate::manifest::{FILE_NAME, Manifest, Method, Mode, Project, Route};
+use crate::manifest::{FILE_NAME, FallbackMode, Manifest, Method, Mode, Project, Route};
 use crate::plan::Plan;
 use crate::route::{self, Segment};
 
@@ -33,7 +33,7 @@ pub struct AddRoute {
 #[derive(Debug)]
 pub struct Planned {
     pub plan: Plan,
-    /// The route, as `GET /users/{id}`.
+    /// What changes, as the user reads it: `` `GET /users/{id}` `` or `the fallback`.
     pub route: String,
     /// How the route ends up, e.g. `native, handler users::get_users_by_id`.
     pub description: String,
@@ -46,7 +46,7 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
     let method = route::parse_method(&request.method)?;
     let segments = route::parse_path(&request.path)?;
     let path = request.path.as_str();
-    let shown = format!("{} {path}", route::method_name(method));
+    let shown = format!("`{} {path}`", route::method_name(method));
     match (request.mode, &request.name, request.timeout_ms) {
         (Mode::Proxy, Some(_), _) => {
             return Err(Error::RouteRefused(
@@ -69,7 +69,7 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
         r.path == path && r.method != method && (r.method == Method::Any || method == Method::Any)
     }) {
         return Err(Error::RouteRefused(format!(
-            "`{shown}` overlaps `{} {path}`, already declared (ANY covers every method); remove that one first",
+            "{shown} overlaps `{} {path}`, already declared (ANY covers every method); remove that one first",
             route::method_name(other.method)
         )));
     }
@@ -114,7 +114,7 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
         }
         if !request.force {
             return Err(Error::RouteRefused(format!(
-                "`{shown}` is already declared ({}); pass `--force` to change it to {}",
+                "{shown} is already declared ({}); pass `--force` to change it to {}",
                 describe(current),
                 describe(&wanted)
             )));
@@ -144,7 +144,7 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
 pub fn remove(project: &Project, method: &str, path: &str, force: bool) -> Result<Planned> {
     let method = route::parse_method(method)?;
     let segments = route::parse_path(path)?;
-    let shown = format!("{} {path}", route::method_name(method));
+    let shown = format!("`{} {path}`", route::method_name(method));
     let manifest = &project.manifest;
     let mut plan = Plan::new(&project.root);
     let Some(index) = manifest
@@ -201,6 +201,43 @@ pub fn remove(project: &Project, method: &str, path: &str, force: bool) -> Resul
         route: shown,
         description: describe(removed),
         notes,
+    })
+}
+
+/// Plans `rspy set-fallback`.
+pub fn set_fallback(project: &Project, mode: FallbackMode) -> Result<Planned> {
+    let name = if mode == FallbackMode::Proxy {
+        "proxy"
+    } else {
+        "none"
+    };
+    let description = if mode == FallbackMode::Proxy {
+        "`proxy`: requests no route matches go to Python".to_owned()
+    } else {
+        "`none`: requests no route matches get 404 from Rust".to_owned()
+    };
+    let mut plan = Plan::new(&project.root);
+    let text = plan.read(FILE_NAME)?.unwrap_or_default();
+    let mut document = parse_document(&text)?;
+    let fallback = document
+        .get_mut("fallback")
+        .and_then(Item::as_table_mut)
+        .ok_or_else(|| {
+            Error::RouteRefused(format!(
+                "{FILE_NAME} has no [fallback] table; add one with `mode = \"proxy\"`"
+            ))
+        })?;
+    if project.manifest.fallback.mode != mode {
+        set_value(fallback, "mode", name);
+    }
+    let edited = document.to_string();
+    check_still_valid(&edited)?;
+    plan.set(FILE_NAME, Some(edited))?;
+    Ok(Planned {
+        plan,
+        route: "the fallback".to_owned(),
+        description,
+        notes: Vec::new(),
     })
 }
 
@@ -293,7 +330,7 @@ fn check_conflicts(manifest: &Manifest, path: &str, shown: &str) -> Result<()> {
     }
     router.insert(path, ()).map_err(|conflict| {
         Error::RouteRefused(format!(
-            "`{shown}` conflicts with a declared route (axum would refuse to start): {conflict}; use the same parameter names or another path"
+            "{shown} conflicts with a declared route (axum would refuse to start): {conflict}; use the same parameter names or another path"
         ))
     })
 }
@@ -322,24 +359,40 @@ fn parse_document(text: &str) -> Result<DocumentMut> {
 }
 
 fn set_route_keys(table: &mut Table, route: &Route) {
-    table.insert("method", value(route::method_name(route.method)));
-    table.insert("path", value(route.path.as_str()));
-    table.insert(
+    set_value(table, "method", route::method_name(route.method));
+    set_value(table, "path", route.path.as_str());
+    set_value(
+        table,
         "mode",
-        value(if route.mode == Mode::Native {
+        if route.mode == Mode::Native {
             "native"
         } else {
             "proxy"
-        }),
+        },
     );
     match &route.handler {
-        Some(handler) => table.insert("handler", value(handler.as_str())),
-        None => table.remove("handler"),
-    };
+        Some(handler) => set_value(table, "handler", handler.as_str()),
+        None => drop(table.remove("handler")),
+    }
     match route.timeout_ms {
-        Some(ms) => table.insert("timeout_ms", value(i64::try_from(ms).unwrap_or(i64::MAX))),
-        None => table.remove("timeout_ms"),
-    };
+        Some(ms) => set_value(table, "timeout_ms", i64::try_from(ms).unwrap_or(i64::MAX)),
+        None => drop(table.remove("timeout_ms")),
+    }
+}
+
+/// Sets `key` to `new`, keeping the comments and spacing around an existing key and value
+/// (replacing the entry would drop them).
+fn set_value(table: &mut Table, key: &str, new: impl Into<toml_edit::Value>) {
+    let mut new = new.into();
+    match table.get_mut(key).and_then(Item::as_value_mut) {
+        Some(old) => {
+            *new.decor_mut() = old.decor().clone();
+            *old = new;
+        }
+        None => {
+            table.insert(key, Item::Value(new));
+        }
+    }
 }
 
 fn with_route_added(text: &str, route: &Route) -> Result<String> {

@@ -84,6 +84,11 @@ pub enum Error {
     #[error("cannot use `-C {}`: {reason}; pass an existing directory", path.display())]
     BadDirectory { path: PathBuf, reason: String },
 
+    #[error(
+        "the project is not consistent ({0} problems above); fix them and run `rspy check` again"
+    )]
+    CheckFailed(usize),
+
     #[error("interrupted; everything `rspy` had made is removed again")]
     Interrupted,
 
@@ -113,7 +118,7 @@ impl Error {
             | Self::InvalidRoute { .. }
             | Self::RouteRefused(_)
             | Self::NotADirectory { .. } => EXIT_USAGE,
-            Self::Render(_) | Self::Git(_) | Self::Io { .. } => EXIT_FAILURE,
+            Self::Render(_) | Self::Git(_) | Self::Io { .. } | Self::CheckFailed(_) => EXIT_FAILURE,
             // What a shell reports for a process ended by SIGINT.
             Self::Interrupted => 130,
         }

@@ -3,6 +3,7 @@
 //! `main.rs` parses the command line and maps errors to exit codes; everything else lives
 //! here, one module per command.
 
+mod check;
 pub mod cli;
 mod edit_routes;
 pub mod error;
@@ -73,6 +74,36 @@ pub fn run(cli: Cli) -> Result<()> {
                 edit_routes::remove(&current_project()?, &args.method, &args.path, args.force)?;
             report(planned, args.dry_run, ("remove", "Removed"))
         }
+        Command::SetFallback(args) => {
+            let mode = match args.mode {
+                cli::FallbackArg::Proxy => manifest::FallbackMode::Proxy,
+                cli::FallbackArg::None => manifest::FallbackMode::None,
+            };
+            let planned = edit_routes::set_fallback(&current_project()?, mode)?;
+            report(planned, args.dry_run, ("set", "Set"))
+        }
+        Command::Check => {
+            let project = current_project()?;
+            let problems = check::problems(&project);
+            if problems.is_empty() {
+                let routes = &project.manifest.routes;
+                let native = routes
+                    .iter()
+                    .filter(|r| r.mode == manifest::Mode::Native)
+                    .count();
+                println!(
+                    "ok: {} routes ({native} native, {} proxy), every native handler found, no conflicts",
+                    routes.len(),
+                    routes.len() - native
+                );
+                Ok(())
+            } else {
+                for problem in &problems {
+                    eprintln!("problem: {problem}");
+                }
+                Err(Error::CheckFailed(problems.len()))
+            }
+        }
         Command::Render(args) => {
             render::render_in_this_process(&args.destination, &args.name, args.defines)
         }
@@ -94,17 +125,17 @@ fn report(planned: edit_routes::Planned, dry_run: bool, (verb, done): (&str, &st
         notes,
     } = planned;
     let mut out = if plan.is_empty() {
-        format!("Unchanged: `{route}` is {description}.\n")
+        format!("Unchanged: {route} is {description}.\n")
     } else if dry_run {
         format!(
-            "Would {verb} `{route}` ({description}):\n\n{}\nNothing was written (--dry-run).\n",
+            "Would {verb} {route} ({description}):\n\n{}\nNothing was written (--dry-run).\n",
             plan.diff()
         )
     } else {
         let summary = plan.summary();
         plan.apply()?;
         format!(
-            "{done} `{route}` ({description}):\n{summary}Rebuild the api (`cargo build`) to serve the change.\n"
+            "{done} {route} ({description}):\n{summary}Rebuild the api (`cargo build`) to serve the change.\n"
         )
     };
     for note in notes {

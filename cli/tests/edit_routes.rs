@@ -362,3 +362,71 @@ fn refuses_outside_a_project_and_with_a_broken_manifest() {
         &["understands schema 1 only"],
     );
 }
+
+#[test]
+fn set_fallback_switches_and_keeps_the_comments() {
+    let (_dir, root) = project();
+    let manifest = root.join("rspy.toml");
+    let before = fs::read_to_string(&manifest).unwrap();
+    let out = ok(&root, &["set-fallback", "none"]);
+    assert!(
+        out.starts_with("Set the fallback (`none`: requests no route matches get 404 from Rust)"),
+        "{out}"
+    );
+    let after = fs::read_to_string(&manifest).unwrap();
+    assert_eq!(
+        after,
+        before.replace(
+            "mode = \"proxy\"\n\n# One [[route]]",
+            "mode = \"none\"\n\n# One [[route]]"
+        )
+    );
+    let again = ok(&root, &["set-fallback", "none"]);
+    assert!(
+        again.starts_with("Unchanged: the fallback is `none`"),
+        "{again}"
+    );
+    assert!(ok(&root, &["routes"]).contains("fallback: none"));
+    ok(&root, &["set-fallback", "proxy"]);
+    assert_eq!(
+        fs::read_to_string(&manifest).unwrap(),
+        before,
+        "back byte for byte"
+    );
+}
+
+#[test]
+fn check_passes_on_a_consistent_project_and_lists_every_problem() {
+    let (_dir, root) = project();
+    ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
+    let out = ok(&root, &["check"]);
+    assert!(out.starts_with("ok: 3 routes (2 native, 1 proxy)"), "{out}");
+
+    // Drift: a handler renamed in code, a conflicting path, a proxy route with a handler.
+    let module = root.join("crates/api/src/routes/users.rs");
+    let code = fs::read_to_string(&module)
+        .unwrap()
+        .replace("pub async fn get_users_by_id(", "pub async fn renamed(");
+    fs::write(&module, code).unwrap();
+    let mut manifest = fs::read_to_string(root.join("rspy.toml")).unwrap();
+    manifest.push_str("\n[[route]]\nmethod = \"POST\"\npath = \"/users/{name}\"\nmode = \"proxy\"\nhandler = \"x::y\"\n");
+    fs::write(root.join("rspy.toml"), manifest).unwrap();
+    let before = snapshot(&root);
+
+    let out = rspy_in(&root, &["check"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let problems: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("problem: "))
+        .collect();
+    assert_eq!(problems.len(), 3, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("no `pub async fn get_users_by_id` in crates/api/src/routes/users.rs")
+    );
+    assert!(out.stderr.contains("axum would refuse to start"));
+    assert!(out.stderr.contains("is proxied but names a handler"));
+    assert!(out.stderr.contains("not consistent (3 problems above)"));
+    assert_eq!(snapshot(&root), before, "check only reads");
+}

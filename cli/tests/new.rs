@@ -470,6 +470,8 @@ fn help_texts_match_their_golden_files() {
         (&["add-route", "--help"][..], "help/add-route.txt"),
         (&["remove-route", "--help"][..], "help/remove-route.txt"),
         (&["routes", "--help"][..], "help/routes.txt"),
+        (&["set-fallback", "--help"][..], "help/set-fallback.txt"),
+        (&["check", "--help"][..], "help/check.txt"),
     ] {
         let out = outcome(rspy().args(args).env("COLUMNS", "100").output().unwrap());
         assert_eq!(out.code, Some(0), "{out:?}");
