@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use support::http::{Response, get};
+use support::http::{Response, get, request};
 use support::{repo_root, rspy, run_in};
 use tempfile::TempDir;
 
@@ -296,6 +296,203 @@ fn route_commands_keep_the_generated_project_green() {
         ],
     );
     service.check("cargo", &["test", "--workspace"]);
+}
+
+/// Runs an rspy command in the project and returns its stdout, failing the test unless it
+/// succeeds.
+fn rspy_ok(project: &Path, args: &[&str]) -> String {
+    let out = run_in(project, rspy().args(args));
+    assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
+    out.stdout
+}
+
+/// The JSON string field `field` of a JSON body, or `None`.
+fn json_str(body: &str, field: &str) -> Option<String> {
+    json_field(body, field).map(str::to_owned)
+}
+
+#[test]
+fn migration_route_by_route_under_supervisord() {
+    let python_port = free_port();
+    let mut service = Service::new(
+        "e2e-migrate",
+        &["--vcs", "none", "--python-port", &python_port.to_string()],
+    );
+    service.python_port = Some(python_port);
+    let project = service.project.clone();
+    // The Python service as a team has it: an endpoint to migrate and a slow one.
+    let main_py = project.join("python/app/main.py");
+    let mut python = fs::read_to_string(&main_py).unwrap();
+    python.push_str(
+        r#"
+
+import asyncio  # noqa: E402
+
+
+@app.get("/users/{user_id}")
+async def get_user(user_id: int) -> dict[str, object]:
+    return {"id": user_id, "from": "python"}
+
+
+@app.get("/slow")
+async def slow() -> dict[str, str]:
+    await asyncio.sleep(3)
+    return {"from": "python"}
+"#,
+    );
+    fs::write(&main_py, python).unwrap();
+
+    // Day one of the migration: the endpoint is declared native, still a pass-through; the
+    // slow one is declared proxied with its own timeout.
+    rspy_ok(&project, &["add-route", "GET", "/users/{id}", "--native"]);
+    rspy_ok(
+        &project,
+        &["add-route", "GET", "/slow", "--proxy", "--timeout", "500"],
+    );
+    service.install();
+    let api_port = free_port();
+    {
+        let mut supervisor = Supervisor::start(&project, api_port);
+        wait_for(api_port, "/readyz", Duration::from_secs(60), |r| {
+            r.status == 200
+        });
+        let user = get(api_port, "/users/7").unwrap();
+        assert_eq!(
+            json_str(&user.body, "from").as_deref(),
+            Some("python"),
+            "the stub passes through: {user:?}"
+        );
+
+        let start = Instant::now();
+        let slow = get(api_port, "/slow").unwrap();
+        let took = start.elapsed();
+        assert_eq!(slow.status, 504, "{slow:?}");
+        assert!(
+            took < Duration::from_secs(2),
+            "the route's 500 ms timeout, not Python's 3 s: {took:?}"
+        );
+        assert_eq!(
+            json_str(&slow.body, "code").as_deref(),
+            Some("upstream_timeout"),
+            "{slow:?}"
+        );
+        assert_eq!(
+            get(api_port, "/hello/rust").unwrap().status,
+            200,
+            "the api stays responsive"
+        );
+
+        // `rspy routes --json` says what the server does: each route is answered by its side.
+        let table = rspy_ok(&project, &["routes", "--json"]);
+        for (path, request_path, mode) in [
+            ("/hello/rust", "/hello/rust", "native"),
+            ("/hello/python", "/hello/python", "proxy"),
+            ("/users/{id}", "/users/7", "native"),
+            ("/slow", "/slow", "proxy"),
+        ] {
+            let entry = format!("\"path\": \"{path}\",\n      \"mode\": \"{mode}\"");
+            assert!(table.contains(&entry), "{path} is {mode} in {table}");
+            let answer = get(api_port, request_path).unwrap();
+            assert_ne!(answer.status, 404, "{path} is served: {answer:?}");
+        }
+        assert!(supervisor.stop().is_some_and(|s| s.success()));
+    }
+
+    // The Rust implementation replaces the pass-through: now Rust answers.
+    let module = project.join("crates/api/src/routes/users.rs");
+    let code = fs::read_to_string(&module).unwrap().replace(
+        "crate::proxy::forward(state, request).await",
+        "let _ = (state, request);\n    let body = serde_json::json!({\"id\": _id.parse::<u64>().ok(), \"from\": \"rust\"});\n    Ok(axum::response::IntoResponse::into_response(axum::Json(body)))",
+    );
+    fs::write(&module, code).unwrap();
+    service.check("cargo", &["build", "--release"]);
+    {
+        let mut supervisor = Supervisor::start(&project, api_port);
+        wait_for(api_port, "/readyz", Duration::from_secs(60), |r| {
+            r.status == 200
+        });
+        let user = get(api_port, "/users/7").unwrap();
+        assert_eq!(
+            json_str(&user.body, "from").as_deref(),
+            Some("rust"),
+            "{user:?}"
+        );
+        assert!(supervisor.stop().is_some_and(|s| s.success()));
+    }
+
+    // Removed, the route falls back to Python again (the fallback is `proxy`).
+    let out = rspy_ok(&project, &["remove-route", "GET", "/users/{id}"]);
+    assert!(
+        out.contains("Kept crates/api/src/routes/users.rs"),
+        "edited, so kept: {out}"
+    );
+    service.check("cargo", &["build", "--release"]);
+    {
+        let mut supervisor = Supervisor::start(&project, api_port);
+        wait_for(api_port, "/readyz", Duration::from_secs(60), |r| {
+            r.status == 200
+        });
+        let user = get(api_port, "/users/7").unwrap();
+        assert_eq!(
+            json_str(&user.body, "from").as_deref(),
+            Some("python"),
+            "{user:?}"
+        );
+        assert!(supervisor.stop().is_some_and(|s| s.success()));
+    }
+
+    // The end state: unmatched requests get 404 from Rust and never reach Python.
+    rspy_ok(&project, &["set-fallback", "none"]);
+    service.check("cargo", &["build", "--release"]);
+    let mut supervisor = Supervisor::start(&project, api_port);
+    wait_for(api_port, "/readyz", Duration::from_secs(60), |r| {
+        r.status == 200
+    });
+    let unmatched = request(
+        api_port,
+        "GET",
+        "/users/7",
+        &[("x-request-id", "e2e-unmatched")],
+    )
+    .unwrap();
+    assert_eq!(unmatched.status, 404, "{unmatched:?}");
+    assert_eq!(
+        json_str(&unmatched.body, "code").as_deref(),
+        Some("not_found"),
+        "{unmatched:?}"
+    );
+    let declared = request(
+        api_port,
+        "GET",
+        "/hello/python",
+        &[("x-request-id", "e2e-declared")],
+    )
+    .unwrap();
+    assert_eq!(
+        json_str(&declared.body, "language").as_deref(),
+        Some("python"),
+        "declared proxy routes still reach Python"
+    );
+    // Python logs every request it gets with its id: the declared one shows up, the other never.
+    let log = supervisor.log.clone();
+    let start = Instant::now();
+    while !fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("request_id=e2e-declared")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "Python never logged the declared request"
+        );
+        sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !fs::read_to_string(&log)
+            .unwrap()
+            .contains("request_id=e2e-unmatched"),
+        "the unmatched request reached Python"
+    );
+    assert!(supervisor.stop().is_some_and(|s| s.success()));
 }
 
 /// A project made by `rspy new` in a temporary folder.
