@@ -39,6 +39,8 @@ pub struct Planned {
     pub description: String,
     /// Extra lines for the user (files kept, what to do next).
     pub notes: Vec<String>,
+    /// Whether an existing declaration is changed (rather than added or removed).
+    pub changes_existing: bool,
 }
 
 /// Plans `rspy add-route`.
@@ -110,6 +112,7 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
                 route: shown,
                 description: describe(current),
                 notes,
+                changes_existing: true,
             });
         }
         if !request.force {
@@ -137,6 +140,7 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
         route: shown,
         description: describe(&wanted),
         notes,
+        changes_existing: existing.is_some(),
     })
 }
 
@@ -157,6 +161,7 @@ pub fn remove(project: &Project, method: &str, path: &str, force: bool) -> Resul
             route: shown,
             description: "not declared".to_owned(),
             notes: Vec::new(),
+            changes_existing: false,
         });
     };
     let removed = &manifest.routes[index];
@@ -201,6 +206,7 @@ pub fn remove(project: &Project, method: &str, path: &str, force: bool) -> Resul
         route: shown,
         description: describe(removed),
         notes,
+        changes_existing: false,
     })
 }
 
@@ -238,6 +244,7 @@ pub fn set_fallback(project: &Project, mode: FallbackMode) -> Result<Planned> {
         route: "the fallback".to_owned(),
         description,
         notes: Vec::new(),
+        changes_existing: true,
     })
 }
 

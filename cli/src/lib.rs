@@ -67,7 +67,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 force: args.force,
             };
             let planned = edit_routes::add(&current_project()?, &request)?;
-            report(planned, args.dry_run, ("add", "Added"))
+            let verbs = if planned.changes_existing {
+                ("change", "Changed")
+            } else {
+                ("add", "Added")
+            };
+            report(planned, args.dry_run, verbs)
         }
         Command::RemoveRoute(args) => {
             let planned =
@@ -123,6 +128,7 @@ fn report(planned: edit_routes::Planned, dry_run: bool, (verb, done): (&str, &st
         route,
         description,
         notes,
+        ..
     } = planned;
     let mut out = if plan.is_empty() {
         format!("Unchanged: {route} is {description}.\n")
