@@ -430,3 +430,46 @@ fn check_passes_on_a_consistent_project_and_lists_every_problem() {
     assert!(out.stderr.contains("not consistent (3 problems above)"));
     assert_eq!(snapshot(&root), before, "check only reads");
 }
+
+#[test]
+fn every_writing_command_twice_changes_nothing_the_second_time() {
+    let (_dir, root) = project();
+    let commands: [&[&str]; 6] = [
+        &["add-route", "GET", "/users/{id}", "--native"],
+        &[
+            "add-route",
+            "POST",
+            "/reports",
+            "--proxy",
+            "--timeout",
+            "500",
+        ],
+        &["add-route", "POST", "/reports", "--native", "--force"],
+        &["remove-route", "GET", "/users/{id}"],
+        &["set-fallback", "none"],
+        &["remove-route", "POST", "/reports", "--force"],
+    ];
+    for args in commands {
+        let before = snapshot(&root);
+        let mut dry = args.to_vec();
+        dry.push("--dry-run");
+        let preview = ok(&root, &dry);
+        assert!(
+            preview.contains("Nothing was written (--dry-run)"),
+            "{args:?}: {preview}"
+        );
+        assert_eq!(snapshot(&root), before, "{args:?} --dry-run wrote");
+
+        let first = ok(&root, args);
+        assert!(!first.starts_with("Unchanged"), "{args:?}: {first}");
+        let after_first = snapshot(&root);
+        assert_ne!(after_first, before, "{args:?} changed nothing");
+        let second = ok(&root, args);
+        assert!(second.starts_with("Unchanged: "), "{args:?}: {second}");
+        assert_eq!(
+            snapshot(&root),
+            after_first,
+            "{args:?}: identical bytes after the second run"
+        );
+    }
+}
