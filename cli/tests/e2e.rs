@@ -15,7 +15,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use support::http::{Response, get, request};
-use support::{repo_root, rspy, run_in};
+use support::{repo_root, rspy, rspy_ok, run_in};
 use tempfile::TempDir;
 
 /// Runs `program args` in `dir`, failing the test with its output unless it succeeds.
@@ -211,18 +211,7 @@ fn generated_service_builds_checks_and_runs_under_supervisord() {
     service.python_port = Some(python_port);
     // The generated project's own checks, as its CI runs them.
     service.check("cargo", &["fmt", "--all", "--check"]);
-    service.check(
-        "cargo",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    );
-    service.check("cargo", &["test", "--workspace"]);
+    service.clippy_and_tests();
     service.install();
     service.check(".venv/bin/ruff", &["check", "python"]);
     service.check(".venv/bin/ruff", &["format", "--check", "python"]);
@@ -279,31 +268,11 @@ fn route_commands_keep_the_generated_project_green() {
         &["remove-route", "POST", "/users"],
     ];
     for args in commands {
-        let out = run_in(&service.project, rspy().args(args));
-        assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
+        rspy_ok(&service.project, args);
         // The Rust rspy writes is laid out as rustfmt would, after every command.
         service.check("cargo", &["fmt", "--all", "--check"]);
     }
-    service.check(
-        "cargo",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    );
-    service.check("cargo", &["test", "--workspace"]);
-}
-
-/// Runs an rspy command in the project and returns its stdout, failing the test unless it
-/// succeeds.
-fn rspy_ok(project: &Path, args: &[&str]) -> String {
-    let out = run_in(project, rspy().args(args));
-    assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
-    out.stdout
+    service.clippy_and_tests();
 }
 
 /// The JSON string field `field` of a JSON body, or `None`.
@@ -405,20 +374,12 @@ async def slow() -> dict[str, str]:
         "let _ = (state, request);\n    let body = serde_json::json!({\"id\": _id.parse::<u64>().ok(), \"from\": \"rust\"});\n    Ok(axum::response::IntoResponse::into_response(axum::Json(body)))",
     );
     fs::write(&module, code).unwrap();
-    service.check("cargo", &["build", "--release"]);
-    {
-        let mut supervisor = Supervisor::start(&project, api_port);
-        wait_for(api_port, "/readyz", Duration::from_secs(60), |r| {
-            r.status == 200
-        });
-        let user = get(api_port, "/users/7").unwrap();
-        assert_eq!(
-            json_str(&user.body, "from").as_deref(),
-            Some("rust"),
-            "{user:?}"
-        );
-        assert!(supervisor.stop().is_some_and(|s| s.success()));
-    }
+    let user = service.rebuild_and_get(api_port, "/users/7");
+    assert_eq!(
+        json_str(&user.body, "from").as_deref(),
+        Some("rust"),
+        "{user:?}"
+    );
 
     // Removed, the route falls back to Python again (the fallback is `proxy`).
     let out = rspy_ok(&project, &["remove-route", "GET", "/users/{id}"]);
@@ -426,20 +387,12 @@ async def slow() -> dict[str, str]:
         out.contains("Kept crates/api/src/routes/users.rs"),
         "edited, so kept: {out}"
     );
-    service.check("cargo", &["build", "--release"]);
-    {
-        let mut supervisor = Supervisor::start(&project, api_port);
-        wait_for(api_port, "/readyz", Duration::from_secs(60), |r| {
-            r.status == 200
-        });
-        let user = get(api_port, "/users/7").unwrap();
-        assert_eq!(
-            json_str(&user.body, "from").as_deref(),
-            Some("python"),
-            "{user:?}"
-        );
-        assert!(supervisor.stop().is_some_and(|s| s.success()));
-    }
+    let user = service.rebuild_and_get(api_port, "/users/7");
+    assert_eq!(
+        json_str(&user.body, "from").as_deref(),
+        Some("python"),
+        "{user:?}"
+    );
 
     // The end state: unmatched requests get 404 from Rust and never reach Python.
     rspy_ok(&project, &["set-fallback", "none"]);
@@ -523,6 +476,38 @@ impl Service {
 
     fn check(&self, program: &str, args: &[&str]) {
         check(&self.project, program, args);
+    }
+
+    /// Rebuilds the api, runs the service under supervisord just long enough to answer
+    /// `GET path`, and returns the answer.
+    fn rebuild_and_get(&self, api_port: u16, path: &str) -> Response {
+        self.check("cargo", &["build", "--release"]);
+        let mut supervisor = Supervisor::start(&self.project, api_port);
+        wait_for(api_port, "/readyz", Duration::from_secs(60), |r| {
+            r.status == 200
+        });
+        let response = get(api_port, path).unwrap();
+        assert!(
+            supervisor.stop().is_some_and(|status| status.success()),
+            "supervisord stops cleanly"
+        );
+        response
+    }
+
+    /// The generated project's Rust checks, as its CI runs them: clippy, then its tests.
+    fn clippy_and_tests(&self) {
+        self.check(
+            "cargo",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        );
+        self.check("cargo", &["test", "--workspace"]);
     }
 
     /// What the Dockerfile does: a release build of the api, and the Python service with

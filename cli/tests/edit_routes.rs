@@ -6,7 +6,7 @@ mod support;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use support::{Outcome, assert_golden, rspy, run_in, snapshot};
+use support::{Outcome, assert_golden, rspy, rspy_ok, run_in, snapshot};
 use tempfile::TempDir;
 
 /// A fresh project `demo` (no git) in a temporary folder.
@@ -24,17 +24,11 @@ fn rspy_in(dir: &Path, args: &[&str]) -> Outcome {
     out
 }
 
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = rspy_in(dir, args);
-    assert_eq!(out.code, Some(0), "{args:?}: {out:?}");
-    out.stdout
-}
-
 #[test]
 fn dry_run_shows_the_diffs_and_writes_nothing() {
     let (_dir, root) = project();
     let before = snapshot(&root);
-    let out = ok(
+    let out = rspy_ok(
         &root,
         &["add-route", "GET", "/users/{id}", "--native", "--dry-run"],
     );
@@ -45,7 +39,7 @@ fn dry_run_shows_the_diffs_and_writes_nothing() {
 #[test]
 fn add_native_then_again_changes_nothing_the_second_time() {
     let (_dir, root) = project();
-    let out = ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
+    let out = rspy_ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
     assert_golden("edit_routes/add-native.txt", &out);
     let after_first = snapshot(&root);
     assert_golden(
@@ -53,7 +47,7 @@ fn add_native_then_again_changes_nothing_the_second_time() {
         &String::from_utf8(after_first["crates/api/src/routes/users.rs"].clone()).unwrap(),
     );
 
-    let again = ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
+    let again = rspy_ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
     assert!(
         again.starts_with("Unchanged: `GET /users/{id}` is native"),
         "{again}"
@@ -68,9 +62,9 @@ fn add_native_then_again_changes_nothing_the_second_time() {
 #[test]
 fn a_second_handler_is_appended_to_the_module_rspy_made() {
     let (_dir, root) = project();
-    ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
+    rspy_ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
     let first = fs::read_to_string(root.join("crates/api/src/routes/users.rs")).unwrap();
-    ok(
+    rspy_ok(
         &root,
         &[
             "add-route",
@@ -100,7 +94,7 @@ fn add_proxy_keeps_comments_and_order_of_the_manifest() {
     let (_dir, root) = project();
     let manifest = root.join("rspy.toml");
     let original = fs::read_to_string(&manifest).unwrap();
-    let out = ok(
+    let out = rspy_ok(
         &root,
         &[
             "add-route",
@@ -121,7 +115,7 @@ fn add_proxy_keeps_comments_and_order_of_the_manifest() {
         "everything before stays byte for byte"
     );
     assert_golden("edit_routes/proxy-appended.toml", &edited[original.len()..]);
-    let json = ok(&root, &["routes", "--json"]);
+    let json = rspy_ok(&root, &["routes", "--json"]);
     assert!(json.contains("\"path\": \"/reports\""), "{json}");
 }
 
@@ -140,7 +134,7 @@ fn dropping_a_setting_is_a_change_that_needs_force() {
         out.stderr
     );
     assert_eq!(snapshot(&root), before);
-    let same = ok(
+    let same = rspy_ok(
         &root,
         &[
             "add-route",
@@ -157,7 +151,7 @@ fn dropping_a_setting_is_a_change_that_needs_force() {
 #[test]
 fn mode_switches_are_refused_without_force_and_done_with_it() {
     let (_dir, root) = project();
-    ok(&root, &["add-route", "GET", "/orders", "--proxy"]);
+    rspy_ok(&root, &["add-route", "GET", "/orders", "--proxy"]);
     let before = snapshot(&root);
     let out = rspy_in(&root, &["add-route", "GET", "/orders", "--native"]);
     assert_eq!(out.code, Some(2), "{out:?}");
@@ -169,7 +163,7 @@ fn mode_switches_are_refused_without_force_and_done_with_it() {
     );
     assert_eq!(snapshot(&root), before);
 
-    let out = ok(
+    let out = rspy_ok(
         &root,
         &["add-route", "GET", "/orders", "--native", "--force"],
     );
@@ -177,7 +171,7 @@ fn mode_switches_are_refused_without_force_and_done_with_it() {
         out.contains("(native, handler `orders::get_orders`)"),
         "{out}"
     );
-    let out = ok(
+    let out = rspy_ok(
         &root,
         &["add-route", "GET", "/orders", "--proxy", "--force"],
     );
@@ -192,8 +186,8 @@ fn mode_switches_are_refused_without_force_and_done_with_it() {
 fn remove_route_deletes_what_rspy_made_and_keeps_edited_handlers() {
     let (_dir, root) = project();
     let pristine = snapshot(&root);
-    ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
-    let out = ok(&root, &["remove-route", "GET", "/users/{id}"]);
+    rspy_ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
+    let out = rspy_ok(&root, &["remove-route", "GET", "/users/{id}"]);
     assert!(
         out.contains("deleted crates/api/src/routes/users.rs"),
         "{out}"
@@ -203,19 +197,19 @@ fn remove_route_deletes_what_rspy_made_and_keeps_edited_handlers() {
         pristine,
         "back to the tree before add-route"
     );
-    let again = ok(&root, &["remove-route", "GET", "/users/{id}"]);
+    let again = rspy_ok(&root, &["remove-route", "GET", "/users/{id}"]);
     assert!(
         again.starts_with("Unchanged: `GET /users/{id}` is not declared"),
         "{again}"
     );
 
-    ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
+    rspy_ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
     let module = root.join("crates/api/src/routes/users.rs");
     let edited = fs::read_to_string(&module)
         .unwrap()
         .replace("crate::proxy::forward(state, request).await", "todo!()");
     fs::write(&module, &edited).unwrap();
-    let out = ok(&root, &["remove-route", "GET", "/users/{id}"]);
+    let out = rspy_ok(&root, &["remove-route", "GET", "/users/{id}"]);
     assert!(out.contains("Kept crates/api/src/routes/users.rs"), "{out}");
     assert_eq!(
         fs::read_to_string(&module).unwrap(),
@@ -251,7 +245,7 @@ fn assert_refused(root: &Path, args: &[&str], needles: &[&str]) {
 #[test]
 fn refuses_bad_routes_and_touches_nothing() {
     let (_dir, root) = project();
-    ok(
+    rspy_ok(
         &root,
         &["add-route", "GET", "/files/{kind}/{*rest}", "--proxy"],
     );
@@ -368,7 +362,7 @@ fn set_fallback_switches_and_keeps_the_comments() {
     let (_dir, root) = project();
     let manifest = root.join("rspy.toml");
     let before = fs::read_to_string(&manifest).unwrap();
-    let out = ok(&root, &["set-fallback", "none"]);
+    let out = rspy_ok(&root, &["set-fallback", "none"]);
     assert!(
         out.starts_with("Set the fallback (`none`: requests no route matches get 404 from Rust)"),
         "{out}"
@@ -381,13 +375,13 @@ fn set_fallback_switches_and_keeps_the_comments() {
             "mode = \"none\"\n\n# One [[route]]"
         )
     );
-    let again = ok(&root, &["set-fallback", "none"]);
+    let again = rspy_ok(&root, &["set-fallback", "none"]);
     assert!(
         again.starts_with("Unchanged: the fallback is `none`"),
         "{again}"
     );
-    assert!(ok(&root, &["routes"]).contains("fallback: none"));
-    ok(&root, &["set-fallback", "proxy"]);
+    assert!(rspy_ok(&root, &["routes"]).contains("fallback: none"));
+    rspy_ok(&root, &["set-fallback", "proxy"]);
     assert_eq!(
         fs::read_to_string(&manifest).unwrap(),
         before,
@@ -398,8 +392,8 @@ fn set_fallback_switches_and_keeps_the_comments() {
 #[test]
 fn check_passes_on_a_consistent_project_and_lists_every_problem() {
     let (_dir, root) = project();
-    ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
-    let out = ok(&root, &["check"]);
+    rspy_ok(&root, &["add-route", "GET", "/users/{id}", "--native"]);
+    let out = rspy_ok(&root, &["check"]);
     assert!(out.starts_with("ok: 3 routes (2 native, 1 proxy)"), "{out}");
 
     // Drift: a handler renamed in code, a conflicting path, a proxy route with a handler.
@@ -453,18 +447,18 @@ fn every_writing_command_twice_changes_nothing_the_second_time() {
         let before = snapshot(&root);
         let mut dry = args.to_vec();
         dry.push("--dry-run");
-        let preview = ok(&root, &dry);
+        let preview = rspy_ok(&root, &dry);
         assert!(
             preview.contains("Nothing was written (--dry-run)"),
             "{args:?}: {preview}"
         );
         assert_eq!(snapshot(&root), before, "{args:?} --dry-run wrote");
 
-        let first = ok(&root, args);
+        let first = rspy_ok(&root, args);
         assert!(!first.starts_with("Unchanged"), "{args:?}: {first}");
         let after_first = snapshot(&root);
         assert_ne!(after_first, before, "{args:?} changed nothing");
-        let second = ok(&root, args);
+        let second = rspy_ok(&root, args);
         assert!(second.starts_with("Unchanged: "), "{args:?}: {second}");
         assert_eq!(
             snapshot(&root),

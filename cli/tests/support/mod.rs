@@ -50,6 +50,13 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Runs rspy with `args` in `dir` and returns its stdout, failing the test unless it exits 0.
+pub fn rspy_ok(dir: &Path, args: &[&str]) -> String {
+    let out = run_in(dir, rspy().args(args));
+    assert_eq!(out.code, Some(0), "rspy {args:?}: {out:?}");
+    out.stdout
+}
+
 /// What a finished command did, with its output as text.
 #[derive(Debug)]
 pub struct Outcome {
