@@ -51,12 +51,12 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
     let shown = format!("`{} {path}`", route::method_name(method));
     match (request.mode, &request.name, request.timeout_ms) {
         (Mode::Proxy, Some(_), _) => {
-            return Err(Error::RouteRefused(
+            return Err(Error::Refused(
                 "`--name` names a Rust handler, and a proxied route has none; drop `--name` or use `--native`".to_owned(),
             ));
         }
         (Mode::Native, _, Some(_)) => {
-            return Err(Error::RouteRefused(
+            return Err(Error::Refused(
                 "`--timeout` applies to proxied routes only (a native handler sets its own); drop it or use `--proxy`".to_owned(),
             ));
         }
@@ -70,7 +70,7 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
     if let Some(other) = manifest.routes.iter().find(|r| {
         r.path == path && r.method != method && (r.method == Method::Any || method == Method::Any)
     }) {
-        return Err(Error::RouteRefused(format!(
+        return Err(Error::Refused(format!(
             "{shown} overlaps `{} {path}`, already declared (ANY covers every method); remove that one first",
             route::method_name(other.method)
         )));
@@ -116,7 +116,7 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
             });
         }
         if !request.force {
-            return Err(Error::RouteRefused(format!(
+            return Err(Error::Refused(format!(
                 "{shown} is already declared ({}); pass `--force` to change it to {}",
                 describe(current),
                 describe(&wanted)
@@ -229,7 +229,7 @@ pub fn set_fallback(project: &Project, mode: FallbackMode) -> Result<Planned> {
         .get_mut("fallback")
         .and_then(Item::as_table_mut)
         .ok_or_else(|| {
-            Error::RouteRefused(format!(
+            Error::Refused(format!(
                 "{FILE_NAME} has no [fallback] table; add one with `mode = \"proxy\"`"
             ))
         })?;
@@ -294,7 +294,7 @@ fn plan_handler(
         Some(text) if defines(&text) => text,
         Some(text) if route::is_rspy_module(&text) || force => format!("{text}{code}"),
         Some(_) => {
-            return Err(Error::RouteRefused(format!(
+            return Err(Error::Refused(format!(
                 "{module_path} exists and was not made by `rspy add-route`, so rspy does not write into it; \
                  add `pub async fn {function}(...)` there yourself, or pick another module with `--name <module>::<function>`, \
                  or pass `--force` to append the handler"
@@ -303,7 +303,7 @@ fn plan_handler(
     };
     plan.set(&module_path, Some(new_text))?;
     let routes_rs = plan.read(ROUTES_RS)?.ok_or_else(|| {
-        Error::RouteRefused(format!(
+        Error::Refused(format!(
             "{ROUTES_RS} is missing; restore it (it declares the handler modules)"
         ))
     })?;
@@ -336,7 +336,7 @@ fn check_conflicts(manifest: &Manifest, path: &str, shown: &str) -> Result<()> {
         }
     }
     router.insert(path, ()).map_err(|conflict| {
-        Error::RouteRefused(format!(
+        Error::Refused(format!(
             "{shown} conflicts with a declared route (axum would refuse to start): {conflict}; use the same parameter names or another path"
         ))
     })
@@ -362,7 +362,7 @@ fn describe(route: &Route) -> String {
 
 fn parse_document(text: &str) -> Result<DocumentMut> {
     text.parse::<DocumentMut>()
-        .map_err(|e| Error::RouteRefused(format!("{FILE_NAME} does not parse: {e}")))
+        .map_err(|e| Error::Refused(format!("{FILE_NAME} does not parse: {e}")))
 }
 
 fn set_route_keys(table: &mut Table, route: &Route) {
@@ -413,7 +413,7 @@ fn with_route_added(text: &str, route: &Route) -> Result<String> {
         .or_insert(Item::ArrayOfTables(toml_edit::ArrayOfTables::new()))
         .as_array_of_tables_mut()
         .ok_or_else(|| {
-            Error::RouteRefused(format!(
+            Error::Refused(format!(
                 "`route` in {FILE_NAME} is not a list of [[route]] tables"
             ))
         })?;
@@ -432,7 +432,7 @@ fn with_route_replaced(text: &str, index: usize, route: &Route) -> Result<String
         .and_then(Item::as_array_of_tables_mut)
         .and_then(|routes| routes.get_mut(index))
         .ok_or_else(|| {
-            Error::RouteRefused(format!(
+            Error::Refused(format!(
                 "[[route]] #{} is missing from {FILE_NAME}",
                 index + 1
             ))
@@ -446,9 +446,7 @@ fn with_route_removed(text: &str, index: usize) -> Result<String> {
     let routes = document
         .get_mut("route")
         .and_then(Item::as_array_of_tables_mut)
-        .ok_or_else(|| {
-            Error::RouteRefused(format!("{FILE_NAME} has no [[route]] #{}", index + 1))
-        })?;
+        .ok_or_else(|| Error::Refused(format!("{FILE_NAME} has no [[route]] #{}", index + 1)))?;
     routes.remove(index);
     Ok(document.to_string())
 }
@@ -456,7 +454,7 @@ fn with_route_removed(text: &str, index: usize) -> Result<String> {
 /// The edited manifest must still read as one.
 fn check_still_valid(text: &str) -> Result<()> {
     Manifest::parse(text).map(drop).map_err(|e| {
-        Error::RouteRefused(format!(
+        Error::Refused(format!(
             "the edited {FILE_NAME} would not be valid ({e}); this is a bug in rspy"
         ))
     })

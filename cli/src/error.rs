@@ -46,9 +46,6 @@ pub enum Error {
         second: String,
     },
 
-    #[error("{0}")]
-    Conflict(String),
-
     #[error(
         "`{}` is not a directory, so the project cannot go below it; choose another path",
         path.display()
@@ -78,8 +75,9 @@ pub enum Error {
         reason: String,
     },
 
+    /// A refusal whose whole message is the text: what is wrong and what to do.
     #[error("{0}")]
-    RouteRefused(String),
+    Refused(String),
 
     #[error("cannot use `-C {}`: {reason}; pass an existing directory", path.display())]
     BadDirectory { path: PathBuf, reason: String },
@@ -111,12 +109,11 @@ impl Error {
             | Self::InvalidDefine { .. }
             | Self::InvalidPlaceholder { .. }
             | Self::DuplicatePlaceholder { .. }
-            | Self::Conflict(_)
             | Self::NotAProject { .. }
             | Self::InvalidManifest { .. }
             | Self::BadDirectory { .. }
             | Self::InvalidRoute { .. }
-            | Self::RouteRefused(_)
+            | Self::Refused(_)
             | Self::NotADirectory { .. } => EXIT_USAGE,
             Self::Render(_) | Self::Git(_) | Self::Io { .. } | Self::CheckFailed(_) => EXIT_FAILURE,
             // What a shell reports for a process ended by SIGINT.

@@ -162,7 +162,7 @@ fn placeholder_values(args: &NewArgs) -> Result<BTreeMap<String, String>> {
     let port = &values["python_port"];
     if values["transport"] == Transport::Unix.as_str() {
         if let Some(flag) = given.get("python_port") {
-            return Err(Error::Conflict(format!(
+            return Err(Error::Refused(format!(
                 "`{flag}` has no effect with the unix transport (Python listens on a socket); drop it or use `--transport tcp`"
             )));
         }

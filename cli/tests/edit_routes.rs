@@ -6,7 +6,7 @@ mod support;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use support::{Outcome, assert_golden, rspy, rspy_ok, run_in, snapshot};
+use support::{Outcome, assert_golden, assert_refused, rspy, rspy_ok, run_in, snapshot};
 use tempfile::TempDir;
 
 /// A fresh project `demo` (no git) in a temporary folder.
@@ -218,28 +218,6 @@ fn remove_route_deletes_what_rspy_made_and_keeps_edited_handlers() {
     );
     let manifest = fs::read_to_string(root.join("rspy.toml")).unwrap();
     assert!(!manifest.contains("path = \"/users/{id}\""), "{manifest}");
-}
-
-/// Runs a route command that must be refused: exit 2, one line with `needles`, no file touched.
-fn assert_refused(root: &Path, args: &[&str], needles: &[&str]) {
-    let before = snapshot(root);
-    let out = rspy_in(root, args);
-    assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
-    assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
-    assert_eq!(
-        out.stderr.lines().count(),
-        1,
-        "{args:?}: one line: {}",
-        out.stderr
-    );
-    for needle in needles {
-        assert!(
-            out.stderr.contains(needle),
-            "{args:?}: `{needle}` not in {}",
-            out.stderr
-        );
-    }
-    assert_eq!(snapshot(root), before, "{args:?} changed files");
 }
 
 #[test]

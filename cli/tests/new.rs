@@ -185,47 +185,30 @@ fn git_repository_by_default_but_not_inside_another() {
     );
 }
 
-/// Runs `rspy new` with `args` in a folder holding one file of the user's, and checks the
-/// refusal: exit code 2, a one-line message with `needles`, and the folder untouched.
+/// Runs `rspy new` with `args` in a folder holding the user's work (a non-empty folder and a
+/// file) and checks the refusal (see [`support::refusal`]); returns the message.
+fn refused(args: &[&str], needles: &[&str]) -> String {
+    let dir = TempDir::new().unwrap();
+    fs::create_dir(dir.path().join("taken")).unwrap();
+    fs::write(dir.path().join("taken/notes.txt"), "the user's work").unwrap();
+    fs::write(dir.path().join("file"), "a file").unwrap();
+    let args: Vec<&str> = ["new"].iter().chain(args).copied().collect();
+    support::refusal(dir.path(), &args, needles)
+}
+
+/// A refusal of rspy's own: one line.
 fn assert_refused(args: &[&str], needles: &[&str]) {
     let stderr = refused(args, needles);
     assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
 }
 
-/// Like [`assert_refused`], for a flag clap itself rejects (in its own format, with a hint
-/// to `--help`).
+/// A flag clap itself rejects, in its own format with a hint to `--help`.
 fn assert_refused_by_clap(args: &[&str], needles: &[&str]) {
     let stderr = refused(args, needles);
     assert!(
         stderr.contains("For more information, try '--help'."),
         "{args:?}: {stderr}"
     );
-}
-
-fn refused(args: &[&str], needles: &[&str]) -> String {
-    let dir = TempDir::new().unwrap();
-    fs::create_dir(dir.path().join("taken")).unwrap();
-    fs::write(dir.path().join("taken/notes.txt"), "the user's work").unwrap();
-    fs::write(dir.path().join("file"), "a file").unwrap();
-    let before = snapshot(dir.path());
-
-    let out = new_in(dir.path(), args);
-    assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
-    assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
-    assert!(
-        out.stderr.starts_with("error: "),
-        "{args:?}: {}",
-        out.stderr
-    );
-    for needle in needles {
-        assert!(
-            out.stderr.contains(needle),
-            "{args:?}: `{needle}` not in {}",
-            out.stderr
-        );
-    }
-    assert_eq!(snapshot(dir.path()), before, "{args:?} changed the disk");
-    out.stderr
 }
 
 #[test]

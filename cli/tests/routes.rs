@@ -5,7 +5,7 @@ mod support;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use support::{Outcome, assert_golden, rspy, run_in};
+use support::{Outcome, assert_golden, assert_refused, rspy, run_in};
 use tempfile::TempDir;
 
 /// A fresh project `demo` (no git) in a temporary folder.
@@ -48,21 +48,6 @@ fn json_lists_every_route_with_its_settings() {
         "{}",
         out.stdout
     );
-}
-
-/// Runs `rspy routes` in `dir` and checks the refusal: exit 2, one line with `needles`.
-fn assert_refused(dir: &Path, args: &[&str], needles: &[&str]) {
-    let out = routes_in(dir, args);
-    assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
-    assert!(out.stdout.is_empty(), "{}", out.stdout);
-    assert_eq!(out.stderr.lines().count(), 1, "one line: {}", out.stderr);
-    for needle in needles {
-        assert!(
-            out.stderr.contains(needle),
-            "`{needle}` not in {}",
-            out.stderr
-        );
-    }
 }
 
 #[test]

@@ -57,6 +57,36 @@ pub fn rspy_ok(dir: &Path, args: &[&str]) -> String {
     out.stdout
 }
 
+/// Runs rspy with `args` in `dir` and checks it was refused as bad input: exit 2, nothing on
+/// stdout, an `error: ` message holding every one of `needles`, and `dir` exactly as before.
+/// Returns the message.
+pub fn refusal(dir: &Path, args: &[&str], needles: &[&str]) -> String {
+    let before = snapshot(dir);
+    let out = run_in(dir, rspy().args(args));
+    assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+    assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+    assert!(
+        out.stderr.starts_with("error: "),
+        "{args:?}: {}",
+        out.stderr
+    );
+    for needle in needles {
+        assert!(
+            out.stderr.contains(needle),
+            "{args:?}: `{needle}` not in {}",
+            out.stderr
+        );
+    }
+    assert_eq!(snapshot(dir), before, "{args:?} changed files");
+    out.stderr
+}
+
+/// [`refusal`] of rspy's own: its message is one line.
+pub fn assert_refused(dir: &Path, args: &[&str], needles: &[&str]) {
+    let stderr = refusal(dir, args, needles);
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
+}
+
 /// What a finished command did, with its output as text.
 #[derive(Debug)]
 pub struct Outcome {
