@@ -27,9 +27,22 @@ pub fn problems(project: &Project) -> Vec<String> {
             route::method_name(declared.method),
             declared.path
         );
-        if let Err(error) = route::parse_path(&declared.path) {
+        let segments = match route::parse_path(&declared.path) {
+            Ok(segments) => segments,
+            Err(error) => {
+                problems.push(format!("{shown}: {error}"));
+                continue;
+            }
+        };
+        if let Some(target) = &declared.upstream_path
+            && let Err(error) = route::parse_upstream_path(target, &segments)
+        {
             problems.push(format!("{shown}: {error}"));
-            continue;
+        }
+        if declared.timeout_ms == Some(0) {
+            problems.push(format!(
+                "{shown}: `timeout_ms = 0` would fail every request; use a positive number"
+            ));
         }
         let earlier = &routes[..index];
         if earlier
@@ -66,11 +79,6 @@ pub fn problems(project: &Project) -> Vec<String> {
                 ));
             }
             (Mode::Proxy, None) => {}
-        }
-        if declared.mode == Mode::Native && declared.timeout_ms.is_some() {
-            problems.push(format!(
-                "{shown}: `timeout_ms` applies to proxied routes only; remove it"
-            ));
         }
     }
     problems

@@ -85,9 +85,12 @@ pub struct AddRouteArgs {
     /// Handler name, `function` or `module::function` (native) [default: from the path]
     #[arg(long, value_name = "HANDLER")]
     pub name: Option<String>,
-    /// How long to wait for Python's response headers, in milliseconds (proxy)
+    /// How long to wait for Python's response headers, in milliseconds
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
+    /// The path Python serves the route under, with the route's parameters: /users/{id}
+    #[arg(long, value_name = "PATH")]
+    pub upstream_path: Option<String>,
     /// Show the changes as diffs and write nothing
     #[arg(long)]
     pub dry_run: bool,

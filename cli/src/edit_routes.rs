@@ -22,8 +22,10 @@ pub struct AddRoute {
     pub mode: Mode,
     /// `--name`: `function` or `module::function` (native only).
     pub name: Option<String>,
-    /// `--timeout` in milliseconds (proxy only).
+    /// `--timeout` in milliseconds.
     pub timeout_ms: Option<u64>,
+    /// `--upstream-path`: the path Python serves the route under.
+    pub upstream_path: Option<String>,
     /// `--force`: change an existing route's mode or settings, write into a module rspy did
     /// not make.
     pub force: bool,
@@ -49,18 +51,13 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
     let segments = route::parse_path(&request.path)?;
     let path = request.path.as_str();
     let shown = format!("`{} {path}`", route::method_name(method));
-    match (request.mode, &request.name, request.timeout_ms) {
-        (Mode::Proxy, Some(_), _) => {
-            return Err(Error::Refused(
-                "`--name` names a Rust handler, and a proxied route has none; drop `--name` or use `--native`".to_owned(),
-            ));
-        }
-        (Mode::Native, _, Some(_)) => {
-            return Err(Error::Refused(
-                "`--timeout` applies to proxied routes only (a native handler sets its own); drop it or use `--proxy`".to_owned(),
-            ));
-        }
-        _ => {}
+    if request.mode == Mode::Proxy && request.name.is_some() {
+        return Err(Error::Refused(
+            "`--name` names a Rust handler, and a proxied route has none; drop `--name` or use `--native`".to_owned(),
+        ));
+    }
+    if let Some(target) = &request.upstream_path {
+        route::parse_upstream_path(target, &segments)?;
     }
     let manifest = &project.manifest;
     let existing = manifest
@@ -83,9 +80,28 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
         mode: request.mode,
         handler: None,
         timeout_ms: request.timeout_ms,
+        upstream_path: request.upstream_path.clone(),
     };
     let mut plan = Plan::new(&project.root);
     let mut notes = Vec::new();
+    // `--native` without forwarding settings keeps the route's: a new handler passes requests
+    // through to Python with them, so deploying it changes nothing.
+    if let Some(current) = existing.map(|index| &manifest.routes[index])
+        && wanted.mode == Mode::Native
+        && (wanted.timeout_ms, &wanted.upstream_path) == (None, &None)
+        && (current.timeout_ms, &current.upstream_path) != (None, &None)
+    {
+        wanted.timeout_ms = current.timeout_ms;
+        wanted.upstream_path.clone_from(&current.upstream_path);
+        if current.mode == Mode::Proxy {
+            let kept = forwarding(current);
+            notes.push(format!(
+                "Kept the route's {}: the pass-through handler forwards with {} until you replace it.",
+                kept.join(" and "),
+                if kept.len() == 1 { "it" } else { "them" }
+            ));
+        }
+    }
     if request.mode == Mode::Native {
         let (module, function) = handler_names(
             request,
@@ -348,16 +364,31 @@ fn same_route(a: &Route, b: &Route) -> bool {
         && a.mode == b.mode
         && a.handler == b.handler
         && a.timeout_ms == b.timeout_ms
+        && a.upstream_path == b.upstream_path
 }
 
-/// A route's mode and settings, as `native, handler users::get_user` or `proxy, timeout 500 ms`.
+/// A route's mode and settings, as `native, handler users::get_user` or
+/// `proxy, timeout 500 ms, to Python at /users/{id}`.
 fn describe(route: &Route) -> String {
-    match (route.mode, &route.handler, route.timeout_ms) {
-        (Mode::Native, Some(handler), _) => format!("native, handler `{handler}`"),
-        (Mode::Native, None, _) => "native".to_owned(),
-        (Mode::Proxy, _, Some(ms)) => format!("proxy, timeout {ms} ms"),
-        (Mode::Proxy, _, None) => "proxy".to_owned(),
+    let mut parts = vec![match route.mode {
+        Mode::Native => "native".to_owned(),
+        Mode::Proxy => "proxy".to_owned(),
+    }];
+    if let Some(handler) = &route.handler {
+        parts.push(format!("handler `{handler}`"));
     }
+    parts.extend(forwarding(route));
+    parts.join(", ")
+}
+
+/// How a route forwards to Python, as `timeout 500 ms` and `to Python at /users/{id}`.
+fn forwarding(route: &Route) -> Vec<String> {
+    let timeout = route.timeout_ms.map(|ms| format!("timeout {ms} ms"));
+    let upstream = route
+        .upstream_path
+        .as_ref()
+        .map(|target| format!("to Python at `{target}`"));
+    timeout.into_iter().chain(upstream).collect()
 }
 
 fn parse_document(text: &str) -> Result<DocumentMut> {
@@ -384,6 +415,10 @@ fn set_route_keys(table: &mut Table, route: &Route) {
     match route.timeout_ms {
         Some(ms) => set_value(table, "timeout_ms", i64::try_from(ms).unwrap_or(i64::MAX)),
         None => drop(table.remove("timeout_ms")),
+    }
+    match &route.upstream_path {
+        Some(target) => set_value(table, "upstream_path", target.as_str()),
+        None => drop(table.remove("upstream_path")),
     }
 }
 

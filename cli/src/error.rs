@@ -83,7 +83,10 @@ pub enum Error {
     BadDirectory { path: PathBuf, reason: String },
 
     #[error(
-        "the project is not consistent ({0} problems above); fix them and run `rspy check` again"
+        "the project is not consistent ({count} problem{s} above); fix {them} and run `rspy check` again",
+        count = .0,
+        s = if *.0 == 1 { "" } else { "s" },
+        them = if *.0 == 1 { "it" } else { "them" }
     )]
     CheckFailed(usize),
 

@@ -64,6 +64,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 },
                 name: args.name,
                 timeout_ms: args.timeout,
+                upstream_path: args.upstream_path,
                 force: args.force,
             };
             let planned = edit_routes::add(&current_project()?, &request)?;

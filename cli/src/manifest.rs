@@ -59,9 +59,13 @@ pub struct Route {
     /// Native routes: `module::function` in the api crate's `src/routes/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handler: Option<String>,
-    /// Proxy routes: how long to wait for Python's response headers.
+    /// How long to wait for Python's response headers (proxy routes, and native handlers
+    /// that still pass requests through).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// The path Python serves the route under, with the route's parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -152,6 +152,63 @@ pub fn parse_path(path: &str) -> Result<Vec<Segment>> {
     Ok(segments)
 }
 
+/// Checks an `--upstream-path` for a route with `segments`: a path like the route's, whose
+/// parameters (`{id}`, a wildcard last as `{*rest}`) are all the route's own.
+pub fn parse_upstream_path(target: &str, segments: &[Segment]) -> Result<()> {
+    let invalid = |reason: String| Error::InvalidRoute {
+        what: "upstream path",
+        value: target.to_owned(),
+        reason,
+    };
+    if !target.starts_with('/') {
+        return Err(invalid(format!(
+            "a path starts with `/`; did you mean `/{target}`?"
+        )));
+    }
+    if target.contains(|c: char| c.is_whitespace() || c == '?' || c == '#') {
+        return Err(invalid(
+            "a path holds no spaces, `?` or `#` (the query string is passed on as it came)"
+                .to_owned(),
+        ));
+    }
+    let captures: Vec<String> = segments
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Param(name) => Some(format!("{{{name}}}")),
+            Segment::Wildcard(name) => Some(format!("{{*{name}}}")),
+            Segment::Static(_) => None,
+        })
+        .collect();
+    let mut rest = target;
+    while let Some(open) = rest.find(['{', '}']) {
+        let token = match rest[open..].find('}') {
+            Some(close) if rest[open..].starts_with('{') => &rest[open..=open + close],
+            _ => {
+                return Err(invalid(
+                    "unbalanced braces; write a parameter as `{name}`".to_owned(),
+                ));
+            }
+        };
+        if !captures.iter().any(|c| c == token) {
+            let known = if captures.is_empty() {
+                "the route has none".to_owned()
+            } else {
+                format!("use one of the route's: {}", captures.join(", "))
+            };
+            return Err(invalid(format!(
+                "`{token}` is not a parameter of the route; {known}"
+            )));
+        }
+        rest = &rest[open + token.len()..];
+        if token.starts_with("{*") && !rest.is_empty() {
+            return Err(invalid(format!(
+                "`{token}` takes the rest of the path, so it must come last"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars
@@ -407,6 +464,31 @@ mod tests {
             let error = parse_path(path).unwrap_err().to_string();
             assert!(error.contains(needle), "{path}: `{needle}` not in {error}");
         }
+    }
+
+    #[test]
+    fn upstream_paths_use_the_route_parameters_only() {
+        let segments = parse_path("/api/{id}/files/{*rest}").unwrap();
+        for good in ["/v1/{id}/{*rest}", "/legacy-{id}", "/static", "/{*rest}"] {
+            assert!(parse_upstream_path(good, &segments).is_ok(), "{good}");
+        }
+        for (bad, needle) in [
+            ("v1/{id}", "did you mean `/v1/{id}`"),
+            (
+                "/v1/{user}",
+                "`{user}` is not a parameter of the route; use one of the route's: {id}, {*rest}",
+            ),
+            ("/v1/{rest}", "`{rest}` is not a parameter"),
+            ("/v1/{*rest}/x", "must come last"),
+            ("/v1/{id", "unbalanced braces"),
+            ("/v1/id}", "unbalanced braces"),
+            ("/v1?x=1", "no spaces, `?`"),
+        ] {
+            let error = parse_upstream_path(bad, &segments).unwrap_err().to_string();
+            assert!(error.contains(needle), "{bad}: `{needle}` not in {error}");
+        }
+        let error = parse_upstream_path("/{id}", &[]).unwrap_err().to_string();
+        assert!(error.contains("the route has none"), "{error}");
     }
 
     #[test]

@@ -74,9 +74,16 @@ pub fn json(manifest: &Manifest) -> String {
 
 /// Per-route settings as `key=value` pairs, `-` when there are none.
 fn settings(route: &Route) -> String {
-    match route.timeout_ms {
-        Some(ms) => format!("timeout_ms={ms}"),
-        None => "-".to_owned(),
+    let timeout = route.timeout_ms.map(|ms| format!("timeout_ms={ms}"));
+    let upstream = route
+        .upstream_path
+        .as_ref()
+        .map(|target| format!("upstream_path={target}"));
+    let pairs: Vec<String> = timeout.into_iter().chain(upstream).collect();
+    if pairs.is_empty() {
+        "-".to_owned()
+    } else {
+        pairs.join(" ")
     }
 }
 

@@ -318,6 +318,18 @@ async def slow() -> dict[str, str]:
         &project,
         &["add-route", "GET", "/slow", "--proxy", "--timeout", "500"],
     );
+    // A new public path for an endpoint Python keeps serving under its old one.
+    rspy_ok(
+        &project,
+        &[
+            "add-route",
+            "GET",
+            "/v2/users/{id}",
+            "--proxy",
+            "--upstream-path",
+            "/users/{id}",
+        ],
+    );
     service.install();
     let api_port = free_port();
     {
@@ -330,6 +342,16 @@ async def slow() -> dict[str, str]:
             json_str(&user.body, "from").as_deref(),
             Some("python"),
             "the stub passes through: {user:?}"
+        );
+        let renamed = get(api_port, "/v2/users/9?verbose=1").unwrap();
+        assert_eq!(renamed.status, 200, "{renamed:?}");
+        assert_eq!(
+            (
+                json_str(&renamed.body, "from"),
+                renamed.body.contains("\"id\":9")
+            ),
+            (Some("python".to_owned()), true),
+            "Python answers /users/9 for /v2/users/9: {renamed:?}"
         );
 
         let start = Instant::now();
@@ -358,6 +380,7 @@ async def slow() -> dict[str, str]:
             ("/hello/python", "/hello/python", "proxy"),
             ("/users/{id}", "/users/7", "native"),
             ("/slow", "/slow", "proxy"),
+            ("/v2/users/{id}", "/v2/users/9", "proxy"),
         ] {
             let entry = format!("\"path\": \"{path}\",\n      \"mode\": \"{mode}\"");
             assert!(table.contains(&entry), "{path} is {mode} in {table}");

@@ -149,6 +149,67 @@ fn dropping_a_setting_is_a_change_that_needs_force() {
 }
 
 #[test]
+fn a_proxied_route_can_reach_python_under_another_path() {
+    let (_dir, root) = project();
+    let manifest = root.join("rspy.toml");
+    let original = fs::read_to_string(&manifest).unwrap();
+    let args = [
+        "add-route",
+        "GET",
+        "/api/v2/users/{id}",
+        "--proxy",
+        "--upstream-path",
+        "/users/{id}",
+    ];
+    let out = rspy_ok(&root, &args);
+    assert!(
+        out.contains("Added `GET /api/v2/users/{id}` (proxy, to Python at `/users/{id}`)"),
+        "{out}"
+    );
+    let edited = fs::read_to_string(&manifest).unwrap();
+    assert_golden("edit_routes/upstream-path.toml", &edited[original.len()..]);
+    let table = rspy_ok(&root, &["routes"]);
+    assert!(
+        table.contains("/api/v2/users/{id}  proxy   -                  upstream_path=/users/{id}"),
+        "{table}"
+    );
+    let json = rspy_ok(&root, &["routes", "--json"]);
+    assert!(
+        json.contains("\"upstream_path\": \"/users/{id}\""),
+        "{json}"
+    );
+    let before = snapshot(&root);
+    assert!(rspy_ok(&root, &args).starts_with("Unchanged"));
+    assert_eq!(snapshot(&root), before, "the second run writes nothing");
+
+    // Going native keeps the settings: the pass-through stub must reach the same Python path.
+    let out = rspy_ok(
+        &root,
+        &[
+            "add-route",
+            "GET",
+            "/api/v2/users/{id}",
+            "--native",
+            "--force",
+        ],
+    );
+    assert!(
+        out.contains("native, handler `api::get_api_v2_users_by_id`, to Python at `/users/{id}`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Kept the route's to Python at `/users/{id}`"),
+        "{out}"
+    );
+    let edited = fs::read_to_string(&manifest).unwrap();
+    assert!(
+        edited.contains("upstream_path = \"/users/{id}\""),
+        "{edited}"
+    );
+    assert!(rspy_ok(&root, &["check"]).starts_with("ok: 3 routes (2 native, 1 proxy)"));
+}
+
+#[test]
 fn mode_switches_are_refused_without_force_and_done_with_it() {
     let (_dir, root) = project();
     rspy_ok(&root, &["add-route", "GET", "/orders", "--proxy"]);
@@ -289,8 +350,24 @@ fn refuses_bad_routes_and_touches_nothing() {
     );
     assert_refused(
         &root,
-        &add("GET", "/x", &["--native", "--timeout", "5"]),
-        &["`--timeout` applies to proxied routes"],
+        &add(
+            "GET",
+            "/x/{id}",
+            &["--proxy", "--upstream-path", "/v1/{user}"],
+        ),
+        &[
+            "invalid upstream path `/v1/{user}`",
+            "use one of the route's: {id}",
+        ],
+    );
+    assert_refused(
+        &root,
+        &add(
+            "GET",
+            "/x/{*rest}",
+            &["--proxy", "--upstream-path", "/{*rest}/y"],
+        ),
+        &["`{*rest}` takes the rest of the path, so it must come last"],
     );
     assert_refused(
         &root,

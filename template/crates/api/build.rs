@@ -50,6 +50,7 @@ struct Route {
     mode: Mode,
     handler: Option<String>,
     timeout_ms: Option<u64>,
+    upstream_path: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -195,9 +196,6 @@ fn validate_route(route: &Route) -> Result<(), String> {
     }
     match route.mode {
         Mode::Native => {
-            if route.timeout_ms.is_some() {
-                return Err("`timeout_ms` only applies to `mode = \"proxy\"`; remove it".to_owned());
-            }
             let handler = route.handler.as_deref().ok_or(
                 "a native route needs `handler = \"module::function\"`, \
                  naming a function in crates/api/src/routes/",
@@ -215,11 +213,52 @@ fn validate_route(route: &Route) -> Result<(), String> {
                         .to_owned(),
                 );
             }
-            if route.timeout_ms == Some(0) {
-                return Err("`timeout_ms = 0` would fail every request; \
-                            use a positive number of milliseconds"
-                    .to_owned());
+        }
+    }
+    if route.timeout_ms == Some(0) {
+        return Err("`timeout_ms = 0` would fail every request; \
+                    use a positive number of milliseconds"
+            .to_owned());
+    }
+    if let Some(target) = &route.upstream_path {
+        validate_upstream_path(path, target)?;
+    }
+    Ok(())
+}
+
+/// `upstream_path` is a path whose parameters, if any, are the route's own.
+fn validate_upstream_path(path: &str, target: &str) -> Result<(), String> {
+    if !target.starts_with('/')
+        || target.contains(|c: char| c.is_whitespace() || c == '?' || c == '#')
+    {
+        return Err(format!(
+            "upstream_path `{target}` must start with `/` and hold no spaces, `?` or `#`"
+        ));
+    }
+    let captures: Vec<&str> = path
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .collect();
+    let mut rest = target;
+    while let Some(open) = rest.find(['{', '}']) {
+        let close = rest[open..].find('}').map(|at| open + at);
+        let (token, inner) = match close {
+            Some(close) if rest[open..].starts_with('{') => {
+                (&rest[open..=close], &rest[open + 1..close])
             }
+            _ => return Err(format!("upstream_path `{target}` has unbalanced braces")),
+        };
+        if !captures.contains(&inner) {
+            return Err(format!(
+                "upstream_path `{target}` uses `{token}`, which path `{path}` does not capture; \
+                 use the route's parameters only"
+            ));
+        }
+        rest = &rest[open + token.len()..];
+        if inner.starts_with('*') && !rest.is_empty() {
+            return Err(format!(
+                "upstream_path `{target}`: the wildcard `{token}` must come last"
+            ));
         }
     }
     Ok(())
@@ -262,13 +301,26 @@ fn render(manifest: &Manifest) -> String {
 
 fn route_line(route: &Route) -> String {
     let method = route.method.routing_fn();
-    let method_router = match (&route.handler, route.timeout_ms) {
-        (Some(handler), _) => format!("::axum::routing::{method}(crate::routes::{handler})"),
-        (None, None) => format!("::axum::routing::{method}(crate::proxy::forward)"),
-        (None, Some(ms)) => format!(
-            "::axum::routing::{method}(crate::proxy::forward)\n            \
-             .layer(::axum::Extension(crate::proxy::RouteTimeout::from_millis({ms})))"
-        ),
+    let handler = match &route.handler {
+        Some(handler) => format!("crate::routes::{handler}"),
+        None => "crate::proxy::forward".to_owned(),
     };
-    format!("        .route({:?}, {method_router})\n", route.path)
+    let mut settings = String::new();
+    if let Some(ms) = route.timeout_ms {
+        settings.push_str(&format!(".timeout_ms({ms})"));
+    }
+    if let Some(target) = &route.upstream_path {
+        settings.push_str(&format!(".upstream_path({:?}, {target:?})", route.path));
+    }
+    let layer = if settings.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n            .layer(::axum::Extension(crate::proxy::RouteSettings::new(){settings}))"
+        )
+    };
+    format!(
+        "        .route({:?}, ::axum::routing::{method}({handler}){layer})\n",
+        route.path
+    )
 }

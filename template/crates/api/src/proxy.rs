@@ -30,14 +30,36 @@ const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 /// the `Proxy-*` family: they describe one connection, not the message.
 const HOP_BY_HOP: [HeaderName; 5] = [KEEP_ALIVE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE];
 
-/// A proxy route's own wait for response headers (`timeout_ms` in rspy.toml), set as a
-/// request extension by the generated router; overrides `UPSTREAM_TIMEOUT_MS`.
-#[derive(Debug, Clone, Copy)]
-pub struct RouteTimeout(Duration);
+/// A route's own forwarding settings from rspy.toml (`timeout_ms`, `upstream_path`), set as a
+/// request extension by the generated router. They apply to every request the route forwards:
+/// by the proxy, or by a native handler that still passes requests through to Python.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteSettings {
+    /// How long to wait for response headers; overrides `UPSTREAM_TIMEOUT_MS`.
+    timeout: Option<Duration>,
+    /// The route's path pattern and the path pattern Python serves it under.
+    upstream_path: Option<(&'static str, &'static str)>,
+}
 
-impl RouteTimeout {
-    pub const fn from_millis(ms: u64) -> Self {
-        Self(Duration::from_millis(ms))
+impl RouteSettings {
+    pub const fn new() -> Self {
+        Self {
+            timeout: None,
+            upstream_path: None,
+        }
+    }
+
+    /// `timeout_ms`: this route's wait for Python's response headers.
+    pub const fn timeout_ms(mut self, ms: u64) -> Self {
+        self.timeout = Some(Duration::from_millis(ms));
+        self
+    }
+
+    /// `upstream_path`: requests matching `route` (e.g. `/api/users/{id}`) reach Python at
+    /// `upstream` (e.g. `/users/{id}`), each parameter carried over as the client sent it.
+    pub const fn upstream_path(mut self, route: &'static str, upstream: &'static str) -> Self {
+        self.upstream_path = Some((route, upstream));
+        self
     }
 }
 
@@ -49,10 +71,12 @@ pub async fn forward(
 ) -> Result<Response, ApiError> {
     let upstream = &state.upstream;
     let request_id = request.extensions().get::<RequestId>().cloned();
-    let timeout = request
+    let settings = request
         .extensions()
-        .get::<RouteTimeout>()
-        .map_or(upstream.timeout(), |route| route.0);
+        .get::<RouteSettings>()
+        .copied()
+        .unwrap_or_default();
+    let timeout = settings.timeout.unwrap_or(upstream.timeout());
     let fail = |kind| ApiError::new(kind, request_id.clone());
 
     // Absent when the app is served without connect info (e.g. driven by a test): then there
@@ -62,7 +86,7 @@ pub async fn forward(
         .await
         .ok()
         .map(|ConnectInfo(peer)| peer);
-    let request = upstream_request(request, upstream, peer, request_id.as_ref())
+    let request = upstream_request(request, upstream, &settings, peer, request_id.as_ref())
         .map_err(|err| fail(ErrorKind::BadGateway).with_cause(err))?;
 
     match tokio::time::timeout(timeout, upstream.send(request)).await {
@@ -80,11 +104,13 @@ pub async fn forward(
     }
 }
 
-/// Rewrites the client's request for Python: upstream URI with the path and query unchanged,
-/// HTTP/1.1, hop-by-hop headers stripped, then the forwarding headers and request id added.
+/// Rewrites the client's request for Python: upstream URI with the path (unless the route maps
+/// it to another) and query unchanged, HTTP/1.1, hop-by-hop headers stripped, then the
+/// forwarding headers and request id added.
 fn upstream_request(
     mut request: Request,
     upstream: &Upstream,
+    settings: &RouteSettings,
     peer: Option<SocketAddr>,
     request_id: Option<&RequestId>,
 ) -> Result<Request, axum::http::Error> {
@@ -93,11 +119,18 @@ fn upstream_request(
         let authority = request.uri().authority()?;
         HeaderValue::from_str(authority.as_str()).ok()
     });
-    let path_and_query = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |path_and_query| path_and_query.as_str());
-    *request.uri_mut() = upstream.uri(path_and_query)?;
+    let uri = request.uri();
+    *request.uri_mut() = match settings.upstream_path {
+        Some((route, target)) => {
+            let mut path_and_query = rewrite_path(route, target, uri.path());
+            if let Some(query) = uri.query() {
+                path_and_query.push('?');
+                path_and_query.push_str(query);
+            }
+            upstream.uri(&path_and_query)?
+        }
+        None => upstream.uri(uri.path_and_query().map_or("/", |pq| pq.as_str()))?,
+    };
     *request.version_mut() = Version::HTTP_11;
 
     let headers = request.headers_mut();
@@ -121,6 +154,36 @@ fn upstream_request(
         headers.insert(X_REQUEST_ID, id.header_value());
     }
     Ok(request)
+}
+
+/// The path Python sees for `path` (as the client sent it, still percent-encoded): `target`
+/// with each `{name}` or `{*name}` replaced by what that parameter of `route` matched.
+fn rewrite_path(route: &str, target: &str, path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    let matched = |name: &str| -> String {
+        route
+            .split('/')
+            .enumerate()
+            .find_map(|(index, pattern)| {
+                let inner = pattern.strip_prefix('{')?.strip_suffix('}')?;
+                match inner.strip_prefix('*') {
+                    Some(wildcard) if wildcard == name => Some(segments.get(index..)?.join("/")),
+                    None if inner == name => segments.get(index).map(|s| (*s).to_owned()),
+                    _ => None,
+                }
+            })
+            .unwrap_or_default()
+    };
+    let mut out = String::with_capacity(target.len() + path.len());
+    let mut rest = target;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |at| open + at);
+        out.push_str(&matched(rest[open + 1..close].trim_start_matches('*')));
+        rest = rest.get(close + 1..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The incoming `X-Forwarded-For` chain (all its lines, joined) with the peer appended, as
@@ -195,6 +258,39 @@ mod tests {
 
         let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
         assert_eq!(left, ["x-kept"]);
+    }
+
+    #[test]
+    fn rewrites_paths_with_parameters_as_the_client_sent_them() {
+        let cases = [
+            (
+                "/api/users/{id}",
+                "/users/{id}",
+                "/api/users/a%2Fb",
+                "/users/a%2Fb",
+            ),
+            (
+                "/t/{tenant}/u/{id}",
+                "/u/{id}/of/{tenant}",
+                "/t/x/u/7",
+                "/u/7/of/x",
+            ),
+            (
+                "/files/{*rest}",
+                "/static/{*rest}",
+                "/files/a/b/",
+                "/static/a/b/",
+            ),
+            ("/v2/health", "/healthz", "/v2/health", "/healthz"),
+            ("/p/{id}", "/legacy-{id}.json", "/p/9", "/legacy-9.json"),
+        ];
+        for (route, target, path, expected) in cases {
+            assert_eq!(
+                rewrite_path(route, target, path),
+                expected,
+                "{route} -> {target}"
+            );
+        }
     }
 
     #[test]

@@ -404,13 +404,31 @@ async fn a_route_timeout_overrides_the_default() {
     let router = Router::new()
         .route(
             "/slow",
-            get(proxy::forward).layer(Extension(proxy::RouteTimeout::from_millis(100))),
+            get(proxy::forward).layer(Extension(proxy::RouteSettings::new().timeout_ms(100))),
         )
         .with_state(state);
     let started = std::time::Instant::now();
     let (status, _, _) = send(with_client_address(router), get_request("/slow")).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_route_upstream_path_maps_the_path_and_keeps_the_query() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let settings =
+        proxy::RouteSettings::new().upstream_path("/api/{id}/{*rest}", "/v1/{*rest}/{id}");
+    let router = Router::new()
+        .route(
+            "/api/{id}/{*rest}",
+            get(proxy::forward).layer(Extension(settings)),
+        )
+        .with_state(state);
+    let request = get_request("/api/a%20b/c/d?x=1&x=2");
+    let (status, _, body) = send(with_client_address(router), request).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(json_body(&body)["uri"], "/v1/c/d/a%20b?x=1&x=2");
 }
 
 #[tokio::test]
