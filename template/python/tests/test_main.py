@@ -1,6 +1,7 @@
 """Tests of the routes the Rust api forwards to, and of the request log."""
 
 import logging
+import re
 
 import pytest
 from fastapi import FastAPI
@@ -8,6 +9,8 @@ from fastapi.testclient import TestClient
 
 from app.main import RequestLogMiddleware
 from app.settings import Settings
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 def test_hello_python_answers_in_json(client: TestClient) -> None:
@@ -38,8 +41,21 @@ def test_each_request_is_logged_once_with_its_request_id(
 
     lines = [r.getMessage() for r in caplog.records if r.name == "app.requests"]
     assert len(lines) == 1
-    assert lines[0].startswith("method=GET path=/hello/python status=200 ")
-    assert lines[0].endswith(" request_id=req-123")
+    assert re.fullmatch(
+        r"method=GET path=/hello/python status=200 duration_ms=[0-9]+\.[0-9] "
+        r"request_id=req-123 traceparent=-",
+        lines[0],
+    )
+
+
+def test_request_log_records_the_traceparent_after_the_request_id(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="app.requests"):
+        client.get("/hello/python", headers={"x-request-id": "req-1", "traceparent": TRACEPARENT})
+
+    [line] = [r.getMessage() for r in caplog.records if r.name == "app.requests"]
+    assert line.endswith(f" request_id=req-1 traceparent={TRACEPARENT}")
 
 
 def test_request_log_records_the_status_actually_sent(
@@ -50,7 +66,7 @@ def test_request_log_records_the_status_actually_sent(
 
     [line] = [r.getMessage() for r in caplog.records if r.name == "app.requests"]
     assert "method=POST path=/hello/python status=405 " in line
-    assert line.endswith(" request_id=req-405")
+    assert line.endswith(" request_id=req-405 traceparent=-")
 
 
 def test_request_without_request_id_is_logged_with_a_dash(
@@ -60,7 +76,7 @@ def test_request_without_request_id_is_logged_with_a_dash(
         client.get("/hello/python")
 
     [line] = [r.getMessage() for r in caplog.records if r.name == "app.requests"]
-    assert line.endswith(" request_id=-")
+    assert line.endswith(" request_id=- traceparent=-")
 
 
 def test_health_probes_are_logged_only_at_debug(
@@ -93,7 +109,7 @@ def test_request_that_raises_is_logged_as_a_500(caplog: pytest.LogCaptureFixture
     assert response.status_code == 500
     [line] = [r.getMessage() for r in caplog.records if r.name == "app.requests"]
     assert "method=GET path=/boom status=500 " in line
-    assert line.endswith(" request_id=req-500")
+    assert line.endswith(" request_id=req-500 traceparent=-")
 
 
 @pytest.mark.parametrize("environ", [{}, {"PYTHON_LOG_LEVEL": ""}])
