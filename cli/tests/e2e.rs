@@ -8,14 +8,14 @@
 mod support;
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use support::generated::{free_port, shared_target};
 use support::http::{Response, get, request};
-use support::{repo_root, rspy, rspy_ok, run_in};
+use support::{rspy, rspy_ok, run_in};
 use tempfile::TempDir;
 
 /// Runs `program args` in `dir`, failing the test with its output unless it succeeds.
@@ -35,34 +35,6 @@ fn check(dir: &Path, program: &str, args: &[&str]) {
         out.stdout,
         out.stderr
     );
-}
-
-fn shared_target() -> PathBuf {
-    std::env::var_os("RSPY_GENERATED_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/generated"))
-}
-
-/// A free loopback port below the kernel's ephemeral range, so that no outgoing connection
-/// (of the builds and tests running meanwhile) takes it between now and its use.
-fn free_port() -> u16 {
-    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let ephemeral_start: u16 = range
-        .split_whitespace()
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(32768);
-    let low = 10_000.min(ephemeral_start / 2);
-    let span = u32::from(ephemeral_start - low);
-    // Spread concurrent test processes over the range.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let seed = std::process::id().wrapping_mul(2_654_435_761) ^ now.subsec_nanos();
-    (0..span)
-        .map(|i| low + u16::try_from((seed.wrapping_add(i.wrapping_mul(7919))) % span).unwrap())
-        .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
-        .expect("a free port below the ephemeral range")
 }
 
 /// Polls `path` until `accept` holds for its response, for at most `limit`.
@@ -99,6 +71,9 @@ fn json_field<'a>(body: &'a str, field: &str) -> Option<&'a str> {
 struct Supervisor {
     child: Child,
     log: PathBuf,
+    /// Where the api serves its Prometheus metrics (one free port per run: tests run in
+    /// parallel, and the default address would clash).
+    metrics_port: u16,
 }
 
 impl Supervisor {
@@ -111,18 +86,24 @@ impl Supervisor {
         );
         let log = project.join("supervisord.log");
         let log_file = fs::File::create(&log).unwrap();
+        let metrics_port = free_port();
         let child = Command::new(venv_bin.join("supervisord"))
             .args(["-c", "deploy/supervisord.conf"])
             .current_dir(project)
             .env("PATH", path)
             .env("PORT", api_port.to_string())
             .env("READINESS_INTERVAL_MS", "200")
+            .env("METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
             .spawn()
             .expect("supervisord starts");
-        Self { child, log }
+        Self {
+            child,
+            log,
+            metrics_port,
+        }
     }
 
     /// Pid of the child process of supervisord whose command line contains `needle`.
@@ -596,6 +577,19 @@ impl Service {
             "{python:?}"
         );
         assert!(python.header("x-request-id").is_some(), "{python:?}");
+        let metrics = get(supervisor.metrics_port, "/metrics").unwrap();
+        assert_eq!(metrics.status, 200, "{metrics:?}");
+        for series in [
+            "api_requests_total{route=\"/hello/rust\",mode=\"native\",status=\"2xx\"} 1",
+            "api_requests_total{route=\"/hello/python\",mode=\"proxy\",status=\"2xx\"} 1",
+            "api_upstream_ready 1",
+        ] {
+            assert!(
+                metrics.body.contains(series),
+                "{series} in {}",
+                metrics.body
+            );
+        }
 
         // Kill Python: proxied routes fail fast with 503, native ones keep working.
         let python_pid = supervisor

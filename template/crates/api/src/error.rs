@@ -10,7 +10,10 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::request_id::RequestId;
+use crate::{
+    metrics::{Mode, UpstreamError},
+    request_id::RequestId,
+};
 
 /// What went wrong, as far as the client needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +26,10 @@ pub enum ErrorKind {
     UpstreamTimeout,
     /// Python's response was broken (or the exchange failed half-way).
     BadGateway,
+    /// `UPSTREAM_MAX_CONCURRENCY` forwarded requests are already in flight.
+    UpstreamOverloaded,
+    /// The request body is over `MAX_BODY_BYTES` (declared, or found while streaming it).
+    PayloadTooLarge,
 }
 
 impl ErrorKind {
@@ -32,6 +39,8 @@ impl ErrorKind {
             Self::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::BadGateway => StatusCode::BAD_GATEWAY,
+            Self::UpstreamOverloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -42,6 +51,8 @@ impl ErrorKind {
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::BadGateway => "bad_gateway",
+            Self::UpstreamOverloaded => "upstream_overloaded",
+            Self::PayloadTooLarge => "payload_too_large",
         }
     }
 
@@ -51,6 +62,20 @@ impl ErrorKind {
             Self::UpstreamUnavailable => "the service is temporarily unavailable, retry shortly",
             Self::UpstreamTimeout => "the service did not answer in time",
             Self::BadGateway => "the service sent an invalid response",
+            Self::UpstreamOverloaded => "the service is busy, retry shortly",
+            Self::PayloadTooLarge => "the request body is larger than this service accepts",
+        }
+    }
+
+    /// How the metrics count this failure of a forwarded request; `None` for Rust's own.
+    pub fn upstream_error(self) -> Option<UpstreamError> {
+        match self {
+            Self::NotFound => None,
+            Self::UpstreamUnavailable => Some(UpstreamError::Unavailable),
+            Self::UpstreamTimeout => Some(UpstreamError::Timeout),
+            Self::BadGateway => Some(UpstreamError::BadGateway),
+            Self::UpstreamOverloaded => Some(UpstreamError::Overloaded),
+            Self::PayloadTooLarge => Some(UpstreamError::BodyTooLarge),
         }
     }
 }
@@ -102,11 +127,16 @@ impl IntoResponse for ApiError {
             }
         });
         let mut response = (status, Json(body)).into_response();
-        if self.kind == ErrorKind::UpstreamUnavailable {
-            // Python is usually restarting: supervisord brings it back within a second or two.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // Python is usually restarting (supervisord brings it back within a second or
+            // two) or busy for a moment.
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.kind.upstream_error().is_some() {
+            // Read by the request log and the metrics: a forwarded request, answered here.
+            response.extensions_mut().insert(Mode::Proxy);
         }
         response
     }

@@ -9,8 +9,10 @@ use tokio::{
 
 // One short line each: the crate name's length must not change how rustfmt lays them out.
 use {{crate_name}}_api::config::Config;
+use {{crate_name}}_api::metrics_app;
+use {{crate_name}}_api::telemetry;
 use {{crate_name}}_api::{AppState, app};
-use {{crate_name}}_api::{health, telemetry};
+use {{crate_name}}_api::{health, server};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -34,19 +36,26 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let address = SocketAddr::from(([0, 0, 0, 0], config.port));
     let listener = TcpListener::bind(address)
         .await
-        .map_err(|err| format!("cannot listen on {address}: {err}"))?;
+        .map_err(|err| format!("cannot listen on {address} (PORT): {err}"))?;
+    if let Some(metrics_addr) = config.metrics_addr {
+        let metrics = TcpListener::bind(metrics_addr).await.map_err(|err| {
+            format!("cannot listen on {metrics_addr} (METRICS_ADDR): {err}; set another address, or `off`")
+        })?;
+        tracing::info!(address = %metrics_addr, "metrics at /metrics");
+        let metrics_app = metrics_app(state.clone());
+        tokio::spawn(async move {
+            if let Err(err) = axum::serve(metrics, metrics_app).await {
+                tracing::error!(error = %err, "the metrics endpoint stopped");
+            }
+        });
+    }
     let shutdown = shutdown_signal().map_err(|err| format!("cannot watch signals: {err}"))?;
     tokio::spawn(health::watch_upstream(
         Arc::clone(&state.upstream),
         config.readiness_interval,
     ));
     tracing::info!(%address, upstream = %config.upstream, "listening");
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    server::serve(listener, app(state), config.header_read_timeout, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,24 +1,35 @@
 //! Forwards a request to the Python service and streams its answer back, as transparently as
-//! an HTTP/1.1 proxy can: hop-by-hop headers stripped, everything else passed through.
+//! an HTTP/1.1 proxy can: hop-by-hop headers stripped, everything else passed through, bodies
+//! streamed both ways (trailers included), WebSocket and other upgrades tunnelled.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{
     RequestExt,
-    body::Body,
+    body::{Body, Bytes},
     extract::{ConnectInfo, Request, State},
     http::{
-        HeaderMap, HeaderName, HeaderValue, Version,
-        header::{CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE},
+        HeaderMap, HeaderName, HeaderValue, StatusCode, Version,
+        header::{CONNECTION, CONTENT_LENGTH, FORWARDED, HOST, TE, TRANSFER_ENCODING, UPGRADE},
     },
     response::Response,
 };
+use http_body_util::{LengthLimitError, Limited};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioIo;
+use tokio::{sync::OwnedSemaphorePermit, time::Sleep};
 
 use crate::{
     AppState,
+    config::TrustedProxies,
     error::{ApiError, ErrorKind},
+    metrics::Mode,
     request_id::{RequestId, X_REQUEST_ID},
-    upstream::Upstream,
 };
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -27,8 +38,10 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1) besides those a `Connection` header names and
-/// the `Proxy-*` family: they describe one connection, not the message.
-const HOP_BY_HOP: [HeaderName; 5] = [KEEP_ALIVE, TE, TRAILER, TRANSFER_ENCODING, UPGRADE];
+/// the `Proxy-*` family: they describe one connection, not the message. `Trailer` is not one
+/// (RFC 9110 section 6.6.2): it announces the trailer fields, and hyper sends only trailers
+/// that it announces, so it must pass for trailers to survive.
+const HOP_BY_HOP: [HeaderName; 4] = [KEEP_ALIVE, TE, TRANSFER_ENCODING, UPGRADE];
 
 /// A route's own forwarding settings from rspy.toml (`timeout_ms`, `upstream_path`), set as a
 /// request extension by the generated router. They apply to every request the route forwards:
@@ -64,11 +77,26 @@ impl RouteSettings {
 }
 
 /// Handler for `mode = "proxy"` routes and the fallback: sends the request to Python and
-/// returns its response with the body still streaming.
+/// returns its response with the body still streaming (or, for an accepted upgrade, `101`
+/// with a tunnel behind it).
 pub async fn forward(
     State(state): State<AppState>,
-    mut request: Request,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    let result = exchange(&state, request).await;
+    if let Err(err) = &result
+        && let Some(kind) = err.kind().upstream_error()
+    {
+        state.metrics.record_upstream_error(kind);
+    }
+    result.map(|mut response| {
+        // Read by the request log and the metrics: Python answered this one.
+        response.extensions_mut().insert(Mode::Proxy);
+        response
+    })
+}
+
+async fn exchange(state: &AppState, mut request: Request) -> Result<Response, ApiError> {
     let upstream = &state.upstream;
     let request_id = request.extensions().get::<RequestId>().cloned();
     let settings = request
@@ -76,51 +104,96 @@ pub async fn forward(
         .get::<RouteSettings>()
         .copied()
         .unwrap_or_default();
-    let timeout = settings.timeout.unwrap_or(upstream.timeout());
+    let total = upstream.total_timeout();
+    let deadline = tokio::time::Instant::now() + total;
+    let timeout = settings.timeout.unwrap_or(upstream.timeout()).min(total);
     let fail = |kind| ApiError::new(kind, request_id.clone());
 
+    let declared_length = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > state.max_body_bytes as u64) {
+        return Err(fail(ErrorKind::PayloadTooLarge));
+    }
+    let permit = upstream
+        .try_acquire()
+        .ok_or_else(|| fail(ErrorKind::UpstreamOverloaded))?;
     // Absent when the app is served without connect info (e.g. driven by a test): then there
-    // is no peer to add to X-Forwarded-For, which is no reason to fail the request.
+    // is no peer to name in X-Forwarded-For, which is no reason to fail the request.
     let peer = request
         .extract_parts::<ConnectInfo<SocketAddr>>()
         .await
         .ok()
         .map(|ConnectInfo(peer)| peer);
-    let request = upstream_request(request, upstream, &settings, peer, request_id.as_ref())
+    // An upgrade (WebSocket) keeps its `Upgrade` header and `Connection: upgrade` upstream.
+    let upgrade = requested_upgrade(request.headers());
+    let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
+
+    let forwarding = Forwarding {
+        settings: &settings,
+        peer,
+        trusted_proxies: &state.trusted_proxies,
+        request_id: request_id.as_ref(),
+        upgrade: upgrade.as_ref(),
+        max_body_bytes: state.max_body_bytes,
+    };
+    let request = upstream_request(request, upstream, &forwarding)
         .map_err(|err| fail(ErrorKind::BadGateway).with_cause(err))?;
 
-    match tokio::time::timeout(timeout, upstream.send(request)).await {
-        Ok(Ok(response)) => Ok(client_response(response)),
+    let response = match tokio::time::timeout(timeout, upstream.send(request)).await {
+        Ok(Ok(response)) => response,
         Ok(Err(err)) if err.is_connect() => {
             // Python is down or restarting: report not ready now rather than at the next probe.
             upstream.set_ready(false);
-            Err(fail(ErrorKind::UpstreamUnavailable).with_cause(err))
+            return Err(fail(ErrorKind::UpstreamUnavailable).with_cause(err));
         }
-        Ok(Err(err)) => Err(fail(ErrorKind::BadGateway).with_cause(err)),
-        Err(elapsed) => Err(fail(ErrorKind::UpstreamTimeout).with_cause(format!(
-            "no response headers within {} ms: {elapsed}",
-            timeout.as_millis()
-        ))),
+        Ok(Err(err)) if caused_by::<LengthLimitError>(&err) => {
+            return Err(fail(ErrorKind::PayloadTooLarge).with_cause(err));
+        }
+        Ok(Err(err)) => return Err(fail(ErrorKind::BadGateway).with_cause(err)),
+        Err(elapsed) => {
+            return Err(fail(ErrorKind::UpstreamTimeout).with_cause(format!(
+                "no response headers within {} ms: {elapsed}",
+                timeout.as_millis()
+            )));
+        }
+    };
+    match client_upgrade {
+        Some(client_upgrade) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            Ok(tunnel(response, client_upgrade))
+        }
+        _ => Ok(client_response(response, permit, deadline)),
     }
+}
+
+/// What the upstream request is built from, besides the client's request.
+struct Forwarding<'a> {
+    settings: &'a RouteSettings,
+    peer: Option<SocketAddr>,
+    trusted_proxies: &'a TrustedProxies,
+    request_id: Option<&'a RequestId>,
+    /// The client's `Upgrade` header, when it asked for one.
+    upgrade: Option<&'a HeaderValue>,
+    max_body_bytes: usize,
 }
 
 /// Rewrites the client's request for Python: upstream URI with the path (unless the route maps
 /// it to another) and query unchanged, HTTP/1.1, hop-by-hop headers stripped, then the
-/// forwarding headers and request id added.
+/// forwarding headers and request id added, and the body capped at `MAX_BODY_BYTES`.
 fn upstream_request(
-    mut request: Request,
-    upstream: &Upstream,
-    settings: &RouteSettings,
-    peer: Option<SocketAddr>,
-    request_id: Option<&RequestId>,
+    request: Request,
+    upstream: &crate::upstream::Upstream,
+    forwarding: &Forwarding<'_>,
 ) -> Result<Request, axum::http::Error> {
+    let (mut parts, body) = request.into_parts();
     // HTTP/2 clients send no Host header, only the URI's authority.
-    let host = request.headers().get(HOST).cloned().or_else(|| {
-        let authority = request.uri().authority()?;
+    let host = parts.headers.get(HOST).cloned().or_else(|| {
+        let authority = parts.uri.authority()?;
         HeaderValue::from_str(authority.as_str()).ok()
     });
-    let uri = request.uri();
-    *request.uri_mut() = match settings.upstream_path {
+    let uri = &parts.uri;
+    parts.uri = match forwarding.settings.upstream_path {
         Some((route, target)) => {
             let mut path_and_query = rewrite_path(route, target, uri.path());
             if let Some(query) = uri.query() {
@@ -131,29 +204,171 @@ fn upstream_request(
         }
         None => upstream.uri(uri.path_and_query().map_or("/", |pq| pq.as_str()))?,
     };
-    *request.version_mut() = Version::HTTP_11;
+    parts.version = Version::HTTP_11;
 
-    let headers = request.headers_mut();
+    let headers = &mut parts.headers;
+    let accepts_trailers = headers
+        .get_all(TE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| coding.trim().eq_ignore_ascii_case("trailers"));
     strip_hop_by_hop(headers);
-    if let Some(host) = host {
-        headers.insert(HOST, host.clone());
-        headers.insert(X_FORWARDED_HOST, host);
+    if accepts_trailers {
+        // The client takes trailers, and so does the api: Python may send them.
+        headers.insert(TE, HeaderValue::from_static("trailers"));
     }
-    // The client's chain is passed on as it came, with the real peer last: Python must trust
-    // only the rightmost entry (trusted-proxy settings are not there yet). Visible ASCII
-    // joined with an IP address is always a valid value; if not, the chain is dropped.
-    let chain = forwarded_for(headers, peer);
+    if let Some(protocol) = forwarding.upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, protocol.clone());
+    }
+    if let Some(host) = &host {
+        headers.insert(HOST, host.clone());
+    }
+    set_forwarded_headers(headers, forwarding, host);
+    if let Some(id) = forwarding.request_id {
+        headers.insert(X_REQUEST_ID, id.header_value());
+    }
+    let body = Body::new(Limited::new(body, forwarding.max_body_bytes));
+    Ok(Request::from_parts(parts, body))
+}
+
+/// `X-Forwarded-For`, `-Proto` and `-Host`. From a trusted proxy, the client's chain is kept
+/// with the peer appended, and its `-Proto`, `-Host` and `Forwarded` pass; from anyone else
+/// they are replaced by what the api saw itself, so Python can trust them.
+fn set_forwarded_headers(
+    headers: &mut HeaderMap,
+    forwarding: &Forwarding<'_>,
+    host: Option<HeaderValue>,
+) {
+    let trusted = forwarding
+        .peer
+        .is_some_and(|peer| forwarding.trusted_proxies.contains(peer.ip()));
+    let chain = if trusted {
+        forwarded_for(headers, forwarding.peer)
+    } else {
+        for name in [X_FORWARDED_PROTO, X_FORWARDED_HOST, FORWARDED] {
+            headers.remove(name);
+        }
+        forwarding
+            .peer
+            .map(|peer| peer.ip().to_canonical().to_string())
+            .unwrap_or_default()
+    };
     headers.remove(X_FORWARDED_FOR);
+    // Visible ASCII joined with an IP address is always a valid value; if not, it is dropped.
     if let Ok(chain) = HeaderValue::from_str(&chain)
         && !chain.is_empty()
     {
         headers.insert(X_FORWARDED_FOR, chain);
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    if let Some(id) = request_id {
-        headers.insert(X_REQUEST_ID, id.header_value());
+    if !headers.contains_key(X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
-    Ok(request)
+    if let Some(host) = host
+        && !headers.contains_key(X_FORWARDED_HOST)
+    {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+}
+
+/// The protocol a client asks to switch to (`Upgrade: websocket` with `Connection: upgrade`).
+fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| headers.get(UPGRADE).cloned()).flatten()
+}
+
+/// Python accepted an upgrade: answer the client's `101` with Python's headers and copy bytes
+/// both ways once both connections are handed over, until either side closes. Frames,
+/// subprotocols, extensions and close codes are Python's and the client's business.
+fn tunnel(mut response: Response<Incoming>, client: hyper::upgrade::OnUpgrade) -> Response {
+    let python = hyper::upgrade::on(&mut response);
+    tokio::spawn(async move {
+        match tokio::try_join!(client, python) {
+            Ok((client, python)) => {
+                let (mut client, mut python) = (TokioIo::new(client), TokioIo::new(python));
+                if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut python).await {
+                    tracing::debug!(error = %err, "upgraded connection ended with an error");
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "the upgrade did not complete"),
+        }
+    });
+    let (mut parts, _) = response.into_parts();
+    let protocol = parts.headers.get(UPGRADE).cloned();
+    parts.version = Version::default();
+    strip_hop_by_hop(&mut parts.headers);
+    if let Some(protocol) = protocol {
+        parts
+            .headers
+            .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(UPGRADE, protocol);
+    }
+    Response::from_parts(parts, Body::empty())
+}
+
+/// Python's response for the client: hop-by-hop headers stripped, body streamed as it comes
+/// (trailers too) until `deadline`, holding its concurrency permit until the end.
+fn client_response(
+    response: Response<Incoming>,
+    permit: OwnedSemaphorePermit,
+    deadline: tokio::time::Instant,
+) -> Response {
+    let (mut parts, body) = response.into_parts();
+    // The client's connection has its own version, negotiated by the server: an HTTP/1.0
+    // upstream must not leak into the status line.
+    parts.version = Version::default();
+    strip_hop_by_hop(&mut parts.headers);
+    let body = UpstreamBody {
+        body,
+        deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        _permit: permit,
+    };
+    Response::from_parts(parts, Body::new(body))
+}
+
+/// A response body from Python, cut with an error at `UPSTREAM_TOTAL_TIMEOUT_MS`.
+struct UpstreamBody {
+    body: Incoming,
+    deadline: Pin<Box<Sleep>>,
+    /// Released when the body is done (or dropped): the request is no longer in flight.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl hyper::body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(
+                "the response outlasted UPSTREAM_TOTAL_TIMEOUT_MS".into(),
+            )));
+        }
+        Pin::new(&mut this.body).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Whether `err`, or any error behind it, is an `E`.
+fn caused_by<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(err), |err| err.source()).any(|err| err.is::<E>())
 }
 
 /// The path Python sees for `path` (as the client sent it, still percent-encoded): `target`
@@ -199,16 +414,6 @@ fn forwarded_for(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
         .join(", ")
 }
 
-/// Python's response for the client: hop-by-hop headers stripped, body streamed as it comes.
-fn client_response(response: Response<hyper::body::Incoming>) -> Response {
-    let (mut parts, body) = response.into_parts();
-    // The client's connection has its own version, negotiated by the server: an HTTP/1.0
-    // upstream (or a future HTTP/2 client) must not leak into the status line.
-    parts.version = Version::default();
-    strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, Body::new(body))
-}
-
 /// Removes `Connection`, every header named by any `Connection` line, the fixed hop-by-hop
 /// set and all `Proxy-*` headers.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -244,12 +449,12 @@ mod tests {
             "x-two",
             "keep-alive",
             "te",
-            "trailer",
             "transfer-encoding",
             "upgrade",
             "proxy-connection",
             "proxy-authorization",
             "x-kept",
+            "trailer",
         ] {
             headers.insert(HeaderName::from_static(name), HeaderValue::from_static("1"));
         }
@@ -257,7 +462,7 @@ mod tests {
         strip_hop_by_hop(&mut headers);
 
         let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
-        assert_eq!(left, ["x-kept"]);
+        assert_eq!(left, ["trailer", "x-kept"]);
     }
 
     #[test]

@@ -3,7 +3,10 @@
 mod unix;
 
 use std::{
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -15,6 +18,8 @@ use hyper_util::{
     client::legacy::{Client, ResponseFuture, connect::HttpConnector},
     rt::{TokioExecutor, TokioTimer},
 };
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Config, UpstreamAddr};
 
@@ -31,6 +36,9 @@ pub struct Upstream {
     /// this only tells hyper where to connect (and is a placeholder for a Unix socket).
     authority: Authority,
     timeout: Duration,
+    total_timeout: Duration,
+    /// One permit per forwarded request in flight (`UPSTREAM_MAX_CONCURRENCY`).
+    permits: Arc<Semaphore>,
     ready: AtomicBool,
 }
 
@@ -47,7 +55,10 @@ impl Upstream {
         // Without a timer the pool's idle timeout is silently never enforced.
         builder
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT);
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            // Resends a request only when a pooled connection closed before any of it was
+            // written, so even a POST is never sent twice. No other retries.
+            .retry_canceled_requests(true);
         let (client, authority) = match &config.upstream {
             UpstreamAddr::Tcp(authority) => {
                 let mut connector = HttpConnector::new();
@@ -65,6 +76,8 @@ impl Upstream {
             client,
             authority,
             timeout: config.upstream_timeout,
+            total_timeout: config.upstream_total_timeout,
+            permits: Arc::new(Semaphore::new(config.upstream_max_concurrency)),
             ready: AtomicBool::new(false),
         }
     }
@@ -90,6 +103,17 @@ impl Upstream {
     /// How long to wait for response headers unless a route sets its own `timeout_ms`.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The longest a forwarded exchange may last, response body included.
+    pub fn total_timeout(&self) -> Duration {
+        self.total_timeout
+    }
+
+    /// A slot for one more forwarded request, or `None` when `UPSTREAM_MAX_CONCURRENCY` are
+    /// in flight already (the caller answers 503 rather than queueing).
+    pub fn try_acquire(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.permits).try_acquire_owned().ok()
     }
 
     /// Whether Python answered the last readiness probe.

@@ -24,7 +24,8 @@ use axum::{
 use hyper::body::Frame;
 use serde_json::{Value, json};
 use tokio::{
-    net::{TcpListener, UnixListener},
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream, UnixListener},
     sync::mpsc,
 };
 use tower::ServiceExt;
@@ -32,7 +33,7 @@ use tower::ServiceExt;
 // One short line each: the crate name's length must not change how rustfmt lays them out.
 use {{crate_name}}_api::config::Config;
 use {{crate_name}}_api::{AppState, app};
-use {{crate_name}}_api::{health, proxy};
+use {{crate_name}}_api::{health, proxy, server};
 
 /// The address the app believes each request came from.
 const CLIENT_IP: [u8; 4] = [203, 0, 113, 7];
@@ -307,16 +308,15 @@ async fn proxy_passes_the_request_through_and_strips_hop_by_hop_headers() {
         "x-secret",
         "keep-alive",
         "proxy-authorization",
-        "te",
     ] {
         assert!(seen.get(stripped).is_none(), "{stripped} reached python");
     }
+    // The client takes trailers, so the api asks Python for them in its own name.
+    assert_eq!(seen["te"], json!(["trailers"]));
     assert_eq!(seen["host"], json!(["client.example"]));
     assert_eq!(seen["x-multi"], json!(["one", "two"]));
-    assert_eq!(
-        seen["x-forwarded-for"],
-        json!(["198.51.100.1, 203.0.113.7"])
-    );
+    // The client is no trusted proxy: its X-Forwarded-For is replaced by its real address.
+    assert_eq!(seen["x-forwarded-for"], json!(["203.0.113.7"]));
     assert_eq!(seen["x-forwarded-proto"], json!(["http"]));
     assert_eq!(seen["x-forwarded-host"], json!(["client.example"]));
     let id = header(&headers, "x-request-id").expect("a request id");
@@ -481,4 +481,271 @@ async fn a_missing_unix_socket_is_503() {
 /// A socket path unique to this test process, short enough for the 108-byte limit.
 fn socket_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("api-test-{}-{name}.sock", std::process::id()))
+}
+
+#[tokio::test]
+async fn forwarding_headers_pass_only_from_trusted_proxies() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let forwarded = |trusted: &str| {
+        Request::get("/echo/forwarded")
+            .header("host", "internal.example")
+            .header("x-forwarded-for", "198.51.100.1")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "public.example")
+            .header("forwarded", "for=198.51.100.1;proto=https")
+            .header("x-case", trusted)
+            .body(Body::empty())
+            .expect("a valid request")
+    };
+    let trusted = AppState::new(&config(&url, &[("TRUSTED_PROXIES", "203.0.113.0/24")]));
+    let (_, _, body) = send(client_facing(trusted), forwarded("trusted")).await;
+    let seen = &json_body(&body)["headers"];
+    assert_eq!(
+        seen["x-forwarded-for"],
+        json!(["198.51.100.1, 203.0.113.7"])
+    );
+    assert_eq!(seen["x-forwarded-proto"], json!(["https"]));
+    assert_eq!(seen["x-forwarded-host"], json!(["public.example"]));
+    assert_eq!(seen["forwarded"], json!(["for=198.51.100.1;proto=https"]));
+
+    let untrusted = AppState::new(&config(&url, &[("TRUSTED_PROXIES", "10.0.0.0/8")]));
+    let (_, _, body) = send(client_facing(untrusted), forwarded("untrusted")).await;
+    let seen = &json_body(&body)["headers"];
+    assert_eq!(seen["x-forwarded-for"], json!(["203.0.113.7"]));
+    assert_eq!(seen["x-forwarded-proto"], json!(["http"]));
+    assert_eq!(seen["x-forwarded-host"], json!(["internal.example"]));
+    assert!(seen.get("forwarded").is_none(), "{seen}");
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_declared_or_streamed() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[("MAX_BODY_BYTES", "10")]));
+    let declared = Request::post("/echo/upload")
+        .body(Body::from("eleven byte"))
+        .expect("a valid request");
+    let (status, headers, body) = send(client_facing(state.clone()), declared).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(json_body(&body)["error"]["code"], "payload_too_large");
+    assert!(header(&headers, "x-request-id").is_some());
+
+    // No Content-Length: the limit is found while the body streams to Python.
+    let (sender, receiver) = mpsc::channel(4);
+    for chunk in ["0123456789", "0123456789"] {
+        sender.send(Bytes::from(chunk)).await.expect("queued");
+    }
+    drop(sender);
+    let streamed = Request::post("/echo/upload")
+        .body(Body::new(ChannelBody(receiver)))
+        .expect("a valid request");
+    let (status, _, body) = send(client_facing(state.clone()), streamed).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(json_body(&body)["error"]["code"], "payload_too_large");
+
+    let small = Request::post("/echo/upload")
+        .body(Body::from("ten bytes!"))
+        .expect("a valid request");
+    let (status, _, body) = send(client_facing(state.clone()), small).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(json_body(&body)["body"], "ten bytes!");
+    let metrics = state.metrics.render();
+    assert!(
+        metrics.contains("api_upstream_errors_total{kind=\"body_too_large\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_full_upstream_answers_503_instead_of_queueing() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[("UPSTREAM_MAX_CONCURRENCY", "1")]));
+    let busy = tokio::spawn(send(client_facing(state.clone()), get_request("/slow")));
+    // Until the slow request holds the only slot, a probe could take it instead.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !busy.is_finished(),
+        "the slow request is still waiting for Python"
+    );
+    let mut answer = None;
+    for _ in 0..100 {
+        let (status, headers, body) = send(client_facing(state.clone()), get_request("/x")).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            answer = Some((headers, body));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (headers, body) = answer.expect("a second request finds the only slot taken");
+    assert_eq!(json_body(&body)["error"]["code"], "upstream_overloaded");
+    assert_eq!(header(&headers, "retry-after"), Some("1"));
+    busy.abort();
+}
+
+#[tokio::test]
+async fn traceparent_reaches_python_with_the_api_as_parent() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let request = Request::get("/echo/traced")
+        .header("traceparent", incoming)
+        .header("tracestate", "vendor=1")
+        .body(Body::empty())
+        .expect("a valid request");
+    let (_, _, body) = send(client_facing(state.clone()), request).await;
+    let seen = &json_body(&body)["headers"];
+    let sent = seen["traceparent"][0].as_str().expect("a traceparent");
+    assert!(
+        sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{sent}"
+    );
+    assert!(sent.ends_with("-01") && sent != incoming, "{sent}");
+    assert_eq!(seen["tracestate"], json!(["vendor=1"]));
+
+    let (_, _, body) = send(client_facing(state), get_request("/echo/untraced")).await;
+    let started = json_body(&body)["headers"]["traceparent"][0]
+        .as_str()
+        .expect("a traceparent for every request")
+        .to_owned();
+    assert_eq!(started.len(), 55, "{started}");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_mode() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    send(client_facing(state.clone()), get_request("/hello/rust")).await;
+    send(client_facing(state.clone()), get_request("/no/route")).await;
+    let metrics = state.metrics.render();
+    for line in [
+        "api_requests_total{route=\"/hello/rust\",mode=\"native\",status=\"2xx\"} 1",
+        "api_requests_total{route=\"fallback\",mode=\"proxy\",status=\"2xx\"} 1",
+        "api_request_duration_seconds_count{route=\"fallback\",mode=\"proxy\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+}
+
+/// Serves the app the way `main` does, on a loopback port; returns its address.
+async fn spawn_api(state: AppState) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("local address");
+    let app = app(state);
+    let forever = std::future::pending::<()>();
+    tokio::spawn(server::serve(
+        listener,
+        app,
+        Duration::from_secs(5),
+        forever,
+    ));
+    address
+}
+
+/// Reads from `stream` until `needle` has arrived; returns everything read.
+async fn read_until(stream: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let mut buffer = [0; 4096];
+    while !seen.windows(needle.len()).any(|w| w == needle) {
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("more bytes in time")
+            .expect("a readable connection");
+        assert!(
+            read > 0,
+            "closed before {needle:?}: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buffer[..read]);
+    }
+    seen
+}
+
+#[tokio::test]
+async fn upgrades_are_tunnelled_both_ways() {
+    // A Python that accepts any upgrade, then echoes bytes.
+    let python = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", python.local_addr().expect("local address"));
+    let asked = Arc::new(Mutex::new(String::new()));
+    let seen = Arc::clone(&asked);
+    tokio::spawn(async move {
+        let (mut socket, _) = python.accept().await.expect("accept");
+        let head = read_until(&mut socket, b"\r\n\r\n").await;
+        *seen.lock().expect("not poisoned") = String::from_utf8_lossy(&head).to_lowercase();
+        let switch = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\nsec-websocket-protocol: chat\r\n\r\n";
+        socket.write_all(switch).await.expect("write");
+        let mut buffer = [0; 1024];
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => socket.write_all(&buffer[..read]).await.expect("echo"),
+            }
+        }
+    });
+    let api = spawn_api(AppState::new(&config(&url, &[]))).await;
+    let mut client = TcpStream::connect(api).await.expect("connect");
+    client
+        .write_all(b"GET /tunnel HTTP/1.1\r\nhost: api\r\nconnection: keep-alive, Upgrade\r\nupgrade: echo\r\nsec-websocket-protocol: chat, other\r\n\r\n")
+        .await
+        .expect("write");
+    let head = String::from_utf8_lossy(&read_until(&mut client, b"\r\n\r\n").await).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("upgrade: echo") && head.contains("sec-websocket-protocol: chat"),
+        "{head}"
+    );
+    let asked = asked.lock().expect("not poisoned").clone();
+    assert!(
+        asked.contains("upgrade: echo") && asked.contains("connection: upgrade"),
+        "{asked}"
+    );
+    assert!(
+        asked.contains("sec-websocket-protocol: chat, other"),
+        "{asked}"
+    );
+    for message in [&b"ping"[..], &[0, 159, 255, 1][..]] {
+        client.write_all(message).await.expect("write");
+        assert_eq!(read_until(&mut client, message).await, message);
+    }
+}
+
+/// A body of one chunk and then trailers.
+struct WithTrailers(Option<Frame<Bytes>>, Option<HeaderMap>);
+
+impl hyper::body::Body for WithTrailers {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let frame = match self.0.take() {
+            Some(data) => Some(data),
+            None => self.1.take().map(Frame::trailers),
+        };
+        Poll::Ready(frame.map(Ok))
+    }
+}
+
+#[tokio::test]
+async fn trailers_reach_a_client_that_takes_them() {
+    let python = Router::new().route(
+        "/trailers",
+        get(|| async {
+            let mut trailers = HeaderMap::new();
+            trailers.insert("x-checksum", "abc123".parse().expect("a header value"));
+            let body = WithTrailers(Some(Frame::data(Bytes::from("data"))), Some(trailers));
+            ([("trailer", "x-checksum")], Body::new(body))
+        }),
+    );
+    let url = spawn_tcp_upstream(python).await;
+    let api = spawn_api(AppState::new(&config(&url, &[]))).await;
+    let mut client = TcpStream::connect(api).await.expect("connect");
+    client
+        .write_all(b"GET /trailers HTTP/1.1\r\nhost: api\r\nte: trailers\r\n\r\n")
+        .await
+        .expect("write");
+    // Times out (and fails) unless the trailer arrives after the last chunk.
+    let response = read_until(&mut client, b"\r\n0\r\nx-checksum: abc123\r\n").await;
+    let response = String::from_utf8_lossy(&response).to_lowercase();
+    assert!(response.contains("trailer: x-checksum"), "{response}");
 }
