@@ -207,12 +207,7 @@ fn upstream_request(
     parts.version = Version::HTTP_11;
 
     let headers = &mut parts.headers;
-    let accepts_trailers = headers
-        .get_all(TE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|coding| coding.trim().eq_ignore_ascii_case("trailers"));
+    let accepts_trailers = has_token(headers, &TE, "trailers");
     strip_hop_by_hop(headers);
     if accepts_trailers {
         // The client takes trailers, and so does the api: Python may send them.
@@ -274,13 +269,19 @@ fn set_forwarded_headers(
 
 /// The protocol a client asks to switch to (`Upgrade: websocket` with `Connection: upgrade`).
 fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
-    let asks = headers
-        .get_all(CONNECTION)
+    has_token(headers, &CONNECTION, "upgrade")
+        .then(|| headers.get(UPGRADE).cloned())
+        .flatten()
+}
+
+/// Whether any `name` line lists `token` (comma-separated, any case).
+fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    asks.then(|| headers.get(UPGRADE).cloned()).flatten()
+        .any(|item| item.trim().eq_ignore_ascii_case(token))
 }
 
 /// Python accepted an upgrade: answer the client's `101` with Python's headers and copy bytes
