@@ -170,4 +170,5 @@ pub fn assert_golden(name: &str, actual: &str) {
         );
     }
 }
+pub mod generated;
 pub mod http;
