@@ -159,10 +159,17 @@ fn write_file(target: &Path, contents: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+
+    /// Undo steps are process-wide (the Ctrl-C handler must see them): a test whose apply
+    /// fails would otherwise undo the other test's writes when both run at once.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
     #[test]
     fn plans_show_diffs_and_apply_all_changes() {
+        let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("kept.txt"), "one\ntwo\n").unwrap();
         fs::write(dir.path().join("gone.txt"), "bye\n").unwrap();
@@ -196,6 +203,7 @@ mod tests {
 
     #[test]
     fn a_failed_apply_restores_every_file() {
+        let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("a.txt"), "original\n").unwrap();
         let mut plan = Plan::new(dir.path());
