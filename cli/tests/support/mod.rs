@@ -172,3 +172,4 @@ pub fn assert_golden(name: &str, actual: &str) {
 }
 pub mod generated;
 pub mod http;
+pub mod raw;
