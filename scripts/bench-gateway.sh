@@ -8,8 +8,9 @@
 # (utime+stime from /proc) and whether each target is met:
 #   via-api throughput >= nginx's; added p50 at 1 connection (via minus direct) <= nginx's;
 #   CPU per proxied request <= nginx's; native route >= 10x the proxied one.
-# Installs nginx, wrk and curl from Debian when missing (apt-get update once), Python packages
-# into a venv of its own. Everything listens on and is loaded through loopback only.
+# Installs nginx, wrk, curl and python3-venv from Debian when missing (apt-get update once),
+# Python packages into a venv of its own. All load goes through loopback; nginx and Python
+# bind 127.0.0.1 (the apis bind 0.0.0.0, as they always do).
 #   DURATION=10  seconds measured per run     WARMUP=2   seconds of warm-up before each run
 #   BASE_PORT=18080  first of the six ports used (api tcp, api unix, nginx, python, and the
 #                    two apis' metrics endpoints)
