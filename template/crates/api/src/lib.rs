@@ -83,9 +83,6 @@ pub fn metrics_app(state: AppState) -> Router {
 }
 
 async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
-    state.metrics.set_upstream_ready(state.upstream.is_ready());
-    (
-        [(CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        state.metrics.render(),
-    )
+    let text = state.metrics.render(state.upstream.is_ready());
+    ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], text)
 }

@@ -16,7 +16,7 @@ use std::{
     fmt::Write as _,
     sync::{
         PoisonError, RwLock,
-        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
+        atomic::{AtomicU64, Ordering::Relaxed},
     },
     time::Duration,
 };
@@ -123,7 +123,6 @@ pub struct Metrics {
     requests: [RwLock<HashMap<Box<str>, Series>>; 2],
     /// Indexed by `UpstreamError::index`.
     upstream_errors: [AtomicU64; 5],
-    upstream_ready: AtomicBool,
 }
 
 /// The counters of one route and mode. Relaxed atomics: each value is exact on its own, but
@@ -203,14 +202,11 @@ impl Metrics {
         self.upstream_errors[kind.index()].fetch_add(1, Relaxed);
     }
 
-    /// Sets the gauge of whether Python answered the last readiness probe.
-    pub fn set_upstream_ready(&self, ready: bool) {
-        self.upstream_ready.store(ready, Relaxed);
-    }
-
     /// Everything in the Prometheus text exposition format (version 0.0.4), with # HELP and
     /// # TYPE lines. Series are sorted by their labels, so equal counts give equal text.
-    pub fn render(&self) -> String {
+    /// `upstream_ready` is the gauge's value: whether Python answered the last readiness
+    /// probe, which the upstream already keeps.
+    pub fn render(&self, upstream_ready: bool) -> String {
         let mut snapshots: Vec<Snapshot> = Vec::new();
         for mode in Mode::ALL {
             let requests = self.requests[mode.index()]
@@ -298,7 +294,7 @@ impl Metrics {
             "gauge",
             "Whether Python answered the last readiness probe (1) or not (0).",
         );
-        let ready = u8::from(self.upstream_ready.load(Relaxed));
+        let ready = u8::from(upstream_ready);
         sample(&mut out, "api_upstream_ready", &[], ready);
 
         out
@@ -386,7 +382,7 @@ mod tests {
         }
         metrics.record_request("/a", Mode::Proxy, 200, ms(1));
 
-        let text = metrics.render();
+        let text = metrics.render(false);
         let total = |mode: &str, class: &str| {
             let series = format!(
                 r#"api_requests_total{}route="/a",mode="{mode}",status="{class}"{}"#,
@@ -420,7 +416,7 @@ mod tests {
             metrics.record_request("/h", Mode::Proxy, 200, latency);
         }
 
-        let text = metrics.render();
+        let text = metrics.render(false);
         let bucket = |le: &str| {
             let series = format!(
                 r#"api_request_duration_seconds_bucket{}route="/h",mode="proxy",le="{le}"{}"#,
@@ -468,7 +464,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.record_request("/a\\b\"c\nd", Mode::Native, 200, ms(1));
 
-        let text = metrics.render();
+        let text = metrics.render(false);
         let series = format!(
             "api_requests_total{}route=\"/a\\\\b\\\"c\\nd\",mode=\"native\",status=\"2xx\"{}",
             "{", "}"
@@ -488,7 +484,7 @@ mod tests {
             "timeout",
             "unavailable",
         ];
-        let text = metrics.render();
+        let text = metrics.render(false);
         let series =
             |kind: &str| format!(r#"api_upstream_errors_total{}kind="{kind}"{}"#, "{", "}");
         for kind in kinds {
@@ -498,7 +494,7 @@ mod tests {
         metrics.record_upstream_error(UpstreamError::Timeout);
         metrics.record_upstream_error(UpstreamError::Timeout);
         metrics.record_upstream_error(UpstreamError::BodyTooLarge);
-        let text = metrics.render();
+        let text = metrics.render(false);
         let counts: Vec<&str> = kinds
             .iter()
             .map(|kind| value(&text, &series(kind)).unwrap())
@@ -509,11 +505,18 @@ mod tests {
     #[test]
     fn upstream_ready_is_a_zero_or_one_gauge() {
         let metrics = Metrics::new();
-        assert_eq!(value(&metrics.render(), "api_upstream_ready"), Some("0"));
-        metrics.set_upstream_ready(true);
-        assert_eq!(value(&metrics.render(), "api_upstream_ready"), Some("1"));
-        metrics.set_upstream_ready(false);
-        assert_eq!(value(&metrics.render(), "api_upstream_ready"), Some("0"));
+        assert_eq!(
+            value(&metrics.render(false), "api_upstream_ready"),
+            Some("0")
+        );
+        assert_eq!(
+            value(&metrics.render(true), "api_upstream_ready"),
+            Some("1")
+        );
+        assert_eq!(
+            value(&metrics.render(false), "api_upstream_ready"),
+            Some("0")
+        );
     }
 
     #[test]
@@ -534,8 +537,8 @@ mod tests {
             backward.record_request(route, mode, status, ms(2));
         }
 
-        let text = forward.render();
-        assert_eq!(text, backward.render());
+        let text = forward.render(false);
+        assert_eq!(text, backward.render(false));
         let order: Vec<&str> = text
             .lines()
             .filter(|line| line.starts_with("api_requests_total"))
@@ -576,7 +579,7 @@ mod tests {
             }
         });
 
-        let text = metrics.render();
+        let text = metrics.render(false);
         let sum_of = |prefix: &str| -> u64 {
             text.lines()
                 .filter(|line| line.starts_with(prefix))
@@ -600,7 +603,6 @@ mod tests {
         let metrics = Metrics::new();
         metrics.record_request("/users/{id}", Mode::Native, 200, ms(3));
         metrics.record_upstream_error(UpstreamError::Unavailable);
-        metrics.set_upstream_ready(true);
 
         let expected = r#"# HELP api_requests_total Requests answered, by route pattern, mode and status class.
 # TYPE api_requests_total counter
@@ -634,6 +636,6 @@ api_upstream_errors_total{kind="unavailable"} 1
 # TYPE api_upstream_ready gauge
 api_upstream_ready 1
 "#;
-        assert_eq!(metrics.render(), expected);
+        assert_eq!(metrics.render(true), expected);
     }
 }

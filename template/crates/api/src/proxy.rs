@@ -236,19 +236,16 @@ fn set_forwarded_headers(
     forwarding: &Forwarding<'_>,
     host: Option<HeaderValue>,
 ) {
-    let trusted = forwarding
-        .peer
-        .is_some_and(|peer| forwarding.trusted_proxies.contains(peer.ip()));
+    let peer = forwarding.peer.map(|peer| peer.ip().to_canonical());
+    let trusted = peer.is_some_and(|peer| forwarding.trusted_proxies.contains(peer));
+    let peer = peer.map(|peer| peer.to_string());
     let chain = if trusted {
-        forwarded_for(headers, forwarding.peer)
+        forwarded_for(headers, peer.as_deref())
     } else {
         for name in [X_FORWARDED_PROTO, X_FORWARDED_HOST, FORWARDED] {
             headers.remove(name);
         }
-        forwarding
-            .peer
-            .map(|peer| peer.ip().to_canonical().to_string())
-            .unwrap_or_default()
+        peer.unwrap_or_default()
     };
     headers.remove(X_FORWARDED_FOR);
     // Visible ASCII joined with an IP address is always a valid value; if not, it is dropped.
@@ -404,13 +401,12 @@ fn rewrite_path(route: &str, target: &str, path: &str) -> String {
 
 /// The incoming `X-Forwarded-For` chain (all its lines, joined) with the peer appended, as
 /// one header line: some frameworks read only the first or only the last line.
-fn forwarded_for(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
-    let peer = peer.map(|peer| peer.ip().to_string());
+fn forwarded_for(headers: &HeaderMap, peer: Option<&str>) -> String {
     headers
         .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|value| value.to_str().ok())
-        .chain(peer.as_deref())
+        .chain(peer)
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -504,9 +500,8 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.append(X_FORWARDED_FOR, HeaderValue::from_static("192.0.2.1"));
         headers.append(X_FORWARDED_FOR, HeaderValue::from_static("192.0.2.2"));
-        let peer = SocketAddr::from(([127, 0, 0, 1], 4000));
         assert_eq!(
-            forwarded_for(&headers, Some(peer)),
+            forwarded_for(&headers, Some("127.0.0.1")),
             "192.0.2.1, 192.0.2.2, 127.0.0.1"
         );
         assert_eq!(forwarded_for(&headers, None), "192.0.2.1, 192.0.2.2");

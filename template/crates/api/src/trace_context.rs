@@ -16,44 +16,30 @@ use uuid::Uuid;
 
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
-/// The request's trace context, stored in its extensions by [`propagate`].
+/// The request's trace context, stored in its extensions by [`propagate`]: the `traceparent`
+/// sent on, `00-<trace id: 32 hex>-<span id: 16 hex, the api's>-<flags: 2 hex>`.
 #[derive(Debug, Clone)]
-pub struct TraceContext {
-    /// 32 lowercase hex digits.
-    trace_id: String,
-    /// 16 lowercase hex digits: the api's span, parent of what Python does.
-    span_id: String,
-    /// 2 hex digits; `01` is "sampled".
-    flags: String,
-}
+pub struct TraceContext(HeaderValue);
 
 impl TraceContext {
-    /// The api's context for a request that came with `incoming` (if any).
+    /// The api's context for a request that came with `incoming` (if any). A new trace is
+    /// not sampled (`00`): the api records no spans, it only correlates logs.
     fn continue_or_start(incoming: Option<&HeaderValue>) -> Self {
-        let span_id = random_hex(16);
-        match incoming.and_then(parse) {
-            Some((trace_id, flags)) => Self {
-                trace_id,
-                span_id,
-                flags,
-            },
-            // Not sampled: the api records no spans, it only correlates logs.
-            None => Self {
-                trace_id: random_hex(32),
-                span_id,
-                flags: "00".to_owned(),
-            },
-        }
+        let (trace_id, flags) = incoming
+            .and_then(parse)
+            .unwrap_or_else(|| (random_hex(32), "00".to_owned()));
+        let value = format!("00-{trace_id}-{}-{flags}", random_hex(16));
+        Self(HeaderValue::from_str(&value).expect("hex digits and dashes are a valid header value"))
     }
 
     pub fn trace_id(&self) -> &str {
-        &self.trace_id
+        // Both halves of `continue_or_start` write visible ASCII in this layout.
+        self.0.to_str().map_or("", |value| &value[3..35])
     }
 
-    /// `00-<trace id>-<span id>-<flags>`, as sent to Python.
+    /// The `traceparent` sent to Python.
     pub fn header_value(&self) -> HeaderValue {
-        let value = format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags);
-        HeaderValue::from_str(&value).expect("hex digits and dashes are a valid header value")
+        self.0.clone()
     }
 }
 

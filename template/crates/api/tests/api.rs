@@ -548,7 +548,7 @@ async fn oversized_bodies_get_413_declared_or_streamed() {
     let (status, _, body) = send(client_facing(state.clone()), small).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(json_body(&body)["body"], "ten bytes!");
-    let metrics = state.metrics.render();
+    let metrics = state.metrics.render(false);
     assert!(
         metrics.contains("api_upstream_errors_total{kind=\"body_too_large\"} 2"),
         "{metrics}"
@@ -615,7 +615,7 @@ async fn metrics_count_requests_by_route_and_mode() {
     let state = AppState::new(&config(&url, &[]));
     send(client_facing(state.clone()), get_request("/hello/rust")).await;
     send(client_facing(state.clone()), get_request("/no/route")).await;
-    let metrics = state.metrics.render();
+    let metrics = state.metrics.render(false);
     for line in [
         "api_requests_total{route=\"/hello/rust\",mode=\"native\",status=\"2xx\"} 1",
         "api_requests_total{route=\"fallback\",mode=\"proxy\",status=\"2xx\"} 1",
