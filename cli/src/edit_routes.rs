@@ -64,6 +64,7 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
         .routes
         .iter()
         .position(|r| r.method == method && r.path == path);
+    let current = existing.map(|index| &manifest.routes[index]);
     if let Some(other) = manifest.routes.iter().find(|r| {
         r.path == path && r.method != method && (r.method == Method::Any || method == Method::Any)
     }) {
@@ -86,7 +87,7 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
     let mut notes = Vec::new();
     // `--native` without forwarding settings keeps the route's: a new handler passes requests
     // through to Python with them, so deploying it changes nothing.
-    if let Some(current) = existing.map(|index| &manifest.routes[index])
+    if let Some(current) = current
         && wanted.mode == Mode::Native
         && (wanted.timeout_ms, &wanted.upstream_path) == (None, &None)
         && (current.timeout_ms, &current.upstream_path) != (None, &None)
@@ -103,12 +104,7 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
         }
     }
     if request.mode == Mode::Native {
-        let (module, function) = handler_names(
-            request,
-            existing.map(|i| &manifest.routes[i]),
-            method,
-            &segments,
-        )?;
+        let (module, function) = handler_names(request, current, method, &segments)?;
         wanted.handler = Some(format!("{module}::{function}"));
         plan_handler(
             &mut plan,
@@ -120,8 +116,7 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
             request.force,
         )?;
     }
-    if let Some(index) = existing {
-        let current = &manifest.routes[index];
+    if let Some(current) = current {
         if same_route(current, &wanted) {
             return Ok(Planned {
                 plan: Plan::new(&project.root),
