@@ -20,6 +20,10 @@ pub struct Cli {
 pub enum Command {
     /// Create a new service: a Rust api (axum) in front of Python, both run by supervisord
     New(NewArgs),
+    /// Adopt an existing Python service: wrap it in a workspace whose api forwards everything
+    Init(InitArgs),
+    /// Declare every operation of the Python service's OpenAPI document as a proxied route
+    ImportRoutes(ImportRoutesArgs),
     /// Show the route table of the project: method, path, mode, handler, settings, fallback
     Routes(RoutesArgs),
     /// Declare a route: served by Rust (--native) or forwarded to Python (--proxy)
@@ -60,6 +64,44 @@ pub struct NewArgs {
     /// Initialize a version control repository
     #[arg(long, value_enum, default_value_t = Vcs::Git)]
     pub vcs: Vcs,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The Python project to adopt; its files move into its `python/` folder [default: .]
+    pub path: Option<PathBuf>,
+
+    /// Project name (default: the folder's name)
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// How the api reaches Python: a loopback TCP port, or a Unix domain socket [default: tcp]
+    #[arg(long, value_enum, value_name = "TRANSPORT")]
+    pub transport: Option<Transport>,
+
+    /// Loopback port the Python service listens on (tcp transport) [default: 8000]
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub python_port: Option<u16>,
+
+    /// The command that starts the Python service, run in `python/` [default: detected: uvicorn
+    /// for an ASGI app, gunicorn for a WSGI app]
+    #[arg(long, value_name = "COMMAND")]
+    pub python_cmd: Option<String>,
+
+    /// Show every move and new file, and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportRoutesArgs {
+    /// An OpenAPI document in JSON: a file, or an http:// URL [default: /openapi.json of the
+    /// running Python service, at the manifest's upstream]
+    pub source: Option<String>,
+
+    /// Show the changes as a diff and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,8 @@
 mod check;
 pub mod cli;
 mod edit_routes;
+mod import_routes;
+mod init;
 pub mod error;
 pub mod manifest;
 pub mod name;
@@ -41,6 +43,8 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{}", next_steps(&result?));
             Ok(())
         }
+        Command::Init(args) => init::run(&args),
+        Command::ImportRoutes(args) => import_routes::run(&args),
         Command::Routes(args) => {
             let cwd =
                 std::env::current_dir().map_err(Error::io("reading", "the current directory"))?;
