@@ -30,6 +30,9 @@ pub struct Manifest {
 #[serde(deny_unknown_fields)]
 pub struct Upstream {
     pub url: String,
+    /// What the api's readiness probe asks Python for (the api's default: `/healthz`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_path: Option<String>,
 }
 
 /// What happens to a request no route matches.

@@ -18,7 +18,10 @@ use crate::undo::{self, Transaction, check_interrupted};
 use crate::{name, render, template};
 
 /// The port the generated api listens on by default; Python cannot have it too.
-const API_PORT: &str = "8080";
+pub const API_PORT: &str = "8080";
+
+/// Placeholders `rspy init` sets: `rspy new` always makes the sample Python service.
+pub const INIT_ONLY: &[&str] = &["python_service"];
 
 /// What `rspy new` made, for the closing message.
 #[derive(Debug)]
@@ -140,8 +143,18 @@ fn placeholder_values(args: &NewArgs) -> Result<BTreeMap<String, String>> {
         let (key, value) = define.split_once('=').ok_or_else(|| {
             invalid("expected `KEY=VALUE`, e.g. `--define transport=unix`".to_owned())
         })?;
+        if INIT_ONLY.contains(&key) {
+            return Err(invalid(format!(
+                "`{key}` is set by `rspy init`, which adopts an existing Python service; \
+                 `rspy new` always makes the sample one"
+            )));
+        }
         if !placeholders.contains_key(key) {
-            let known: Vec<&str> = placeholders.keys().map(String::as_str).collect();
+            let known: Vec<&str> = placeholders
+                .keys()
+                .map(String::as_str)
+                .filter(|key| !INIT_ONLY.contains(key))
+                .collect();
             return Err(invalid(format!(
                 "the template has no placeholder `{key}`; known placeholders: {}",
                 known.join(", ")

@@ -284,6 +284,10 @@ fn refuses_bad_placeholder_values() {
         &["`colour`", "known placeholders: python_port, transport"],
     );
     assert_refused(
+        &["svc", "--define", "python_service=existing"],
+        &["`python_service` is set by `rspy init`"],
+    );
+    assert_refused(
         &["svc", "--define", "novalue"],
         &["`--define novalue`", "KEY=VALUE"],
     );

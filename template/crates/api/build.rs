@@ -27,6 +27,12 @@ struct Manifest {
 #[serde(deny_unknown_fields)]
 struct Upstream {
     url: String,
+    #[serde(default = "default_health_path")]
+    health_path: String,
+}
+
+fn default_health_path() -> String {
+    "/healthz".to_owned()
 }
 
 #[derive(Deserialize)]
@@ -129,6 +135,7 @@ fn validate(manifest: &Manifest) -> Result<(), String> {
         ));
     }
     validate_upstream_url(&manifest.upstream.url)?;
+    validate_health_path(&manifest.upstream.health_path)?;
     // Every distinct path goes into one router, as axum does (methods share a path's entry).
     let mut paths = matchit::Router::new();
     for reserved in RESERVED_PATHS {
@@ -170,6 +177,17 @@ fn validate_upstream_url(url: &str) -> Result<(), String> {
                  use `http://127.0.0.1:PORT` or `unix:/path/to.sock`"
             )
         })
+}
+
+/// The readiness probe's path: a plain path, no query.
+fn validate_health_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') || path.contains(|c: char| c.is_whitespace() || c == '?' || c == '#')
+    {
+        return Err(format!(
+            "[upstream] health_path `{path}` must start with `/` and hold no spaces, `?` or `#`"
+        ));
+    }
+    Ok(())
 }
 
 fn validate_route(route: &Route) -> Result<(), String> {
@@ -289,6 +307,11 @@ fn render(manifest: &Manifest) -> String {
         "// @generated from rspy.toml by crates/api/build.rs: edit rspy.toml, not this file.\n\n",
         "/// `[upstream] url`: where Python listens unless `UPSTREAM_URL` says otherwise.\n",
         &format!("pub const DEFAULT_UPSTREAM_URL: &str = {:?};\n\n", manifest.upstream.url),
+        "/// `[upstream] health_path`: what the readiness probe asks Python for.\n",
+        &format!(
+            "pub const DEFAULT_HEALTH_PATH: &str = {:?};\n\n",
+            manifest.upstream.health_path
+        ),
         "/// Registers every `[[route]]` of rspy.toml and its `[fallback]` on `router`.\n",
         "pub fn routes(router: ::axum::Router<crate::AppState>) -> ::axum::Router<crate::AppState> {\n",
         "    router\n",

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use crate::manifest::DEFAULT_UPSTREAM_URL;
+use crate::manifest::{DEFAULT_HEALTH_PATH, DEFAULT_UPSTREAM_URL};
 pub use crate::upstream_addr::UpstreamAddr;
 
 /// Everything `main` needs to start the api.
@@ -28,8 +28,10 @@ pub struct Config {
     pub upstream_total_timeout: Duration,
     /// `UPSTREAM_MAX_CONCURRENCY`: forwarded requests in flight at once; more get 503.
     pub upstream_max_concurrency: usize,
-    /// `READINESS_INTERVAL_MS`: how often Python's `/healthz` is probed.
+    /// `READINESS_INTERVAL_MS`: how often Python's health path is probed.
     pub readiness_interval: Duration,
+    /// `UPSTREAM_HEALTH_PATH`: what the readiness probe asks Python for.
+    pub health_path: String,
     /// `MAX_BODY_BYTES`: the largest request body accepted (413 beyond), streamed or not.
     pub max_body_bytes: usize,
     /// `HEADER_READ_TIMEOUT_MS`: how long a client may take to send a request's headers.
@@ -72,6 +74,17 @@ impl Config {
             upstream_total_timeout: millis("UPSTREAM_TOTAL_TIMEOUT_MS", 300_000)?,
             upstream_max_concurrency: positive(&lookup, "UPSTREAM_MAX_CONCURRENCY", 512)?,
             readiness_interval: millis("READINESS_INTERVAL_MS", 1_000)?,
+            health_path: match lookup("UPSTREAM_HEALTH_PATH") {
+                None => DEFAULT_HEALTH_PATH.to_owned(),
+                Some(path) if path.starts_with('/') && !path.contains(char::is_whitespace) => path,
+                Some(path) => {
+                    return Err(ConfigError::new(
+                        "UPSTREAM_HEALTH_PATH",
+                        &path,
+                        "must be a path starting with `/`, e.g. /healthz",
+                    ));
+                }
+            },
             max_body_bytes: positive(&lookup, "MAX_BODY_BYTES", 10 * 1024 * 1024)?,
             header_read_timeout: millis("HEADER_READ_TIMEOUT_MS", 10_000)?,
             trusted_proxies: parse(&lookup, "TRUSTED_PROXIES", TrustedProxies::default())?,

@@ -1,4 +1,9 @@
 //! Health: `/livez` (the api runs), `/readyz` (Python answers too) and the probe behind it.
+//!
+//! The probe asks Python for its health path (`/healthz` unless rspy.toml or
+//! `UPSTREAM_HEALTH_PATH` say otherwise). Any answer below 500 means Python is up and serving:
+//! a service adopted with `rspy init` may have no health route, and its 404 still proves it
+//! runs. A 5xx (say, a 503 from a health route that checks the database) means not ready.
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,7 +18,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::{AppState, error::chain, upstream::Upstream};
 
-/// The most of a `/healthz` body we read: enough for any status document.
+/// The most of a health answer's body we read: enough for any status document.
 const HEALTHZ_BODY_LIMIT: usize = 64 * 1024;
 
 pub async fn livez() -> Json<Value> {
@@ -30,7 +35,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     }
 }
 
-/// Probes Python's `GET /healthz` every `interval` (each probe bounded by it too), records
+/// Probes Python's health path every `interval` (each probe bounded by it too), records
 /// the result for `/readyz` and logs every change. Runs until the runtime shuts down.
 pub async fn watch_upstream(upstream: Arc<Upstream>, interval: Duration) {
     let mut ticks = tokio::time::interval(interval);
@@ -50,9 +55,10 @@ pub async fn watch_upstream(upstream: Arc<Upstream>, interval: Duration) {
     }
 }
 
-/// One `GET /healthz`: `Ok` if Python answered 2xx within `timeout`.
+/// One `GET` of the health path: `Ok` if Python answered below 500 within `timeout`.
 pub async fn probe(upstream: &Upstream, timeout: Duration) -> Result<(), String> {
-    let uri = upstream.uri("/healthz").map_err(|err| err.to_string())?;
+    let path = upstream.health_path();
+    let uri = upstream.uri(path).map_err(|err| err.to_string())?;
     let request = Request::get(uri)
         .body(Body::empty())
         .map_err(|err| err.to_string())?;
@@ -63,13 +69,13 @@ pub async fn probe(upstream: &Upstream, timeout: Duration) -> Result<(), String>
         axum::body::to_bytes(Body::new(response.into_body()), HEALTHZ_BODY_LIMIT)
             .await
             .map_err(|err| err.to_string())?;
-        if status.is_success() {
-            Ok(())
+        if status.is_server_error() {
+            Err(format!("{path} answered {status}"))
         } else {
-            Err(format!("/healthz answered {status}"))
+            Ok(())
         }
     };
     tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| format!("/healthz gave no answer within {} ms", timeout.as_millis()))?
+        .map_err(|_| format!("{path} gave no answer within {} ms", timeout.as_millis()))?
 }

@@ -40,6 +40,8 @@ pub struct Upstream {
     /// One permit per forwarded request in flight (`UPSTREAM_MAX_CONCURRENCY`).
     permits: Arc<Semaphore>,
     ready: AtomicBool,
+    /// What the readiness probe asks for (`UPSTREAM_HEALTH_PATH`).
+    health_path: String,
 }
 
 /// One pooled client per transport; both hand out the same `ResponseFuture`.
@@ -79,6 +81,7 @@ impl Upstream {
             total_timeout: config.upstream_total_timeout,
             permits: Arc::new(Semaphore::new(config.upstream_max_concurrency)),
             ready: AtomicBool::new(false),
+            health_path: config.health_path.clone(),
         }
     }
 
@@ -98,6 +101,11 @@ impl Upstream {
             Transport::Tcp(client) => client.request(request),
             Transport::Unix(client) => client.request(request),
         }
+    }
+
+    /// The path the readiness probe asks Python for.
+    pub fn health_path(&self) -> &str {
+        &self.health_path
     }
 
     /// How long to wait for response headers unless a route sets its own `timeout_ms`.
