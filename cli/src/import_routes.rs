@@ -4,5 +4,7 @@ use crate::cli::ImportRoutesArgs;
 use crate::error::{Error, Result};
 
 pub fn run(_args: &ImportRoutesArgs) -> Result<()> {
-    Err(Error::Refused("`rspy import-routes` is not implemented yet".to_owned()))
+    Err(Error::Refused(
+        "`rspy import-routes` is not implemented yet".to_owned(),
+    ))
 }

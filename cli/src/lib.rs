@@ -5,10 +5,11 @@
 
 mod check;
 pub mod cli;
+mod detect;
 mod edit_routes;
+pub mod error;
 mod import_routes;
 mod init;
-pub mod error;
 pub mod manifest;
 pub mod name;
 pub mod new;
@@ -43,7 +44,15 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{}", next_steps(&result?));
             Ok(())
         }
-        Command::Init(args) => init::run(&args),
+        Command::Init(args) => {
+            let exe = std::env::current_exe()
+                .map_err(|e| Error::Render(format!("cannot locate the rspy binary: {e}")))?;
+            let spinner = spinner("Adopting the Python service");
+            let result = init::run(&args, &exe);
+            spinner.finish_and_clear();
+            print!("{}", result?);
+            Ok(())
+        }
         Command::ImportRoutes(args) => import_routes::run(&args),
         Command::Routes(args) => {
             let cwd =

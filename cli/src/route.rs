@@ -405,7 +405,13 @@ pub fn with_module_declared(routes_rs: &str, module: &str) -> String {
                     .take_while(|l| **l < line.as_str())
                     .count()
         }
-        None => lines.len(),
+        None => {
+            // The first declaration: a blank line after the module's doc comment.
+            if lines.last().is_some_and(|l| !l.is_empty()) {
+                lines.push("");
+            }
+            lines.len()
+        }
     };
     lines.insert(position, &line);
     let mut out = lines.join("\n");
@@ -421,6 +427,8 @@ pub fn without_module_declared(routes_rs: &str, module: &str) -> String {
         .filter(|l| *l != line)
         .collect::<Vec<_>>()
         .join("\n");
+    // Without its last declaration, the file ends at the doc comment (as rustfmt wants it).
+    out.truncate(out.trim_end().len());
     out.push('\n');
     out
 }
@@ -428,6 +436,18 @@ pub fn without_module_declared(routes_rs: &str, module: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn module_declarations_keep_routes_rs_rustfmt_clean() {
+        let empty = "//! Native handlers.\n";
+        let one = with_module_declared(empty, "items");
+        assert_eq!(one, "//! Native handlers.\n\npub mod items;\n");
+        assert_eq!(
+            with_module_declared(&one, "books"),
+            "//! Native handlers.\n\npub mod books;\npub mod items;\n"
+        );
+        assert_eq!(without_module_declared(&one, "items"), empty);
+    }
 
     #[test]
     fn accepts_axum_paths() {
@@ -535,7 +555,7 @@ mod tests {
         assert_eq!(without_module_declared(&with, "users"), routes);
         assert_eq!(
             with_module_declared("//! Doc.\n", "a"),
-            "//! Doc.\npub mod a;\n"
+            "//! Doc.\n\npub mod a;\n"
         );
     }
 }

@@ -33,6 +33,8 @@ enum Step {
     Tree(PathBuf),
     /// A file of the user's that is about to be replaced: its contents before.
     Restore(PathBuf, Vec<u8>),
+    /// An entry of the user's about to be moved from the first path to the second.
+    Moved(PathBuf, PathBuf),
 }
 
 static STEPS: Mutex<Vec<Step>> = Mutex::new(Vec::new());
@@ -84,6 +86,11 @@ impl Transaction {
     /// Records that `path`, whose contents are `original`, is about to be replaced.
     pub fn replacing_file(&self, path: PathBuf, original: Vec<u8>) {
         steps().push(Step::Restore(path, original));
+    }
+
+    /// Records that `from` is about to be renamed to `to`.
+    pub fn moving(&self, from: PathBuf, to: PathBuf) {
+        steps().push(Step::Moved(from, to));
     }
 
     /// Keeps everything recorded.
@@ -147,6 +154,13 @@ fn undo_all() {
             Step::Tree(path) if path.is_dir() => fs::remove_dir_all(path),
             Step::Tree(path) => fs::remove_file(path),
             Step::Restore(path, original) => fs::write(path, original),
+            // Only if the move happened: the source is free and the target is there.
+            Step::Moved(from, to)
+                if fs::symlink_metadata(&from).is_err() && fs::symlink_metadata(&to).is_ok() =>
+            {
+                fs::rename(to, from)
+            }
+            Step::Moved(..) => Ok(()),
         };
     }
 }
