@@ -334,15 +334,7 @@ fn find_apps(source: &str, dependencies: &str) -> Vec<(Interface, String, String
             },
             _ => continue,
         };
-        let made_by = match (last, interface) {
-            ("create_app" | "make_app" | "build_app", Interface::Asgi) => {
-                format!("{last}() (an ASGI framework is a dependency)")
-            }
-            ("create_app" | "make_app" | "build_app", Interface::Wsgi) => {
-                format!("{last}() (Flask is a dependency)")
-            }
-            _ => format!("{last}()"),
-        };
+        let made_by = format!("{last}()");
         found.push((interface, attribute, made_by));
     }
     found
