@@ -42,7 +42,7 @@ struct Adoption {
     /// Root entries that move into `python/`.
     moved: Vec<String>,
     /// Root entries that stay, with why.
-    kept: Vec<(String, &'static str)>,
+    kept: Kept,
     /// Files of the user's renamed out of the way: (from, to), relative to the root.
     renamed: Vec<(String, String)>,
     /// Every file the template adds, relative to the root.
@@ -186,8 +186,11 @@ pub fn run(args: &InitArgs, exe: &Path) -> Result<String> {
     ))
 }
 
+/// Root entries that stay where they are, each with the reason.
+type Kept = Vec<(String, &'static str)>;
+
 /// Splits the root's entries into those that move into `python/` and those that stay.
-fn sort_entries(root: &Path) -> Result<(Vec<String>, Vec<(String, &'static str)>)> {
+fn sort_entries(root: &Path) -> Result<(Vec<String>, Kept)> {
     let mut names = Vec::new();
     for entry in fs::read_dir(root).map_err(Error::io("reading", root))? {
         let entry = entry.map_err(Error::io("reading", root))?;
