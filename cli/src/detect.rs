@@ -31,6 +31,15 @@ const SKIPPED_DIRS: &[&str] = &[
     "__pycache__",
     "target",
 ];
+/// Where test dependencies are usually listed, beside `requirements.txt`.
+const TEST_REQUIREMENTS: &[&str] = &[
+    "requirements-dev.txt",
+    "requirements-test.txt",
+    "dev-requirements.txt",
+    "test-requirements.txt",
+];
+/// pyproject.toml extras that usually hold test dependencies.
+const TEST_EXTRAS: &[&str] = &["test", "tests", "dev"];
 /// How deep below the project root modules are searched.
 const MAX_DEPTH: usize = 6;
 /// Paths a health route is usually served under, most specific first.
@@ -144,6 +153,9 @@ pub struct Findings {
     /// The app found, if any (a `--python-cmd` makes it unnecessary).
     pub apps: Vec<App>,
     pub has_tests: bool,
+    /// What installs the tests' dependencies: a requirements file of the project's (`-r
+    /// python/requirements-dev.txt`) or an extra (`./python[dev]`), and its text.
+    pub test_dependencies: Option<(String, String)>,
     /// The readiness probe's path: a health route found in the sources, else `/`.
     pub health_path: String,
     /// Whether `health_path` was found in the sources (rather than the `/` fallback).
@@ -236,10 +248,35 @@ pub fn inspect(root: &Path, moved: &[String]) -> Result<Findings> {
                     .file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with("test_"))
         });
+    let mut test_dependencies = None;
+    for file in TEST_REQUIREMENTS {
+        if let Some(text) = read(file)? {
+            test_dependencies = Some((format!("-r python/{file}"), text));
+            break;
+        }
+    }
+    if test_dependencies.is_none()
+        && let Dependencies::Project(text) = &dependencies
+        && let Ok(document) = text.parse::<toml::Table>()
+        && let Some(extras) = document
+            .get("project")
+            .and_then(|p| p.get("optional-dependencies"))
+            .and_then(|o| o.as_table())
+        && let Some((extra, list)) = TEST_EXTRAS
+            .iter()
+            .find_map(|name| extras.get(*name).map(|list| (*name, list)))
+    {
+        let names: Vec<&str> = list
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        test_dependencies = Some((format!("./python[{extra}]"), names.join("\n")));
+    }
     Ok(Findings {
         dependencies,
         apps,
         has_tests,
+        test_dependencies,
         health_path: found_health.map_or("/", |p| p).to_owned(),
         health_route_found: found_health.is_some(),
     })

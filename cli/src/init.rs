@@ -39,6 +39,8 @@ struct Adoption {
     command_source: String,
     /// `pip install` arguments, from the project root (may be empty).
     install: String,
+    /// `pip install` arguments for the tests (empty: no tests found).
+    tests: String,
     /// Root entries that move into `python/`.
     moved: Vec<String>,
     /// Root entries that stay, with why.
@@ -92,7 +94,8 @@ pub fn run(args: &InitArgs, exe: &Path) -> Result<String> {
     // supervisord expands `%(name)s` in its values: a literal `%` is written `%%`.
     values.insert("python_command".to_owned(), command.replace('%', "%%"));
     values.insert("python_install".to_owned(), install.clone());
-    values.insert("python_tests".to_owned(), findings.has_tests.to_string());
+    let tests = test_arguments(&findings);
+    values.insert("python_tests".to_owned(), tests.clone());
     values.insert("health_path".to_owned(), findings.health_path.clone());
     let placeholders = template::placeholders();
     for (key, value) in &values {
@@ -154,6 +157,7 @@ pub fn run(args: &InitArgs, exe: &Path) -> Result<String> {
         command,
         command_source,
         install,
+        tests,
         moved,
         kept,
         renamed,
@@ -354,6 +358,25 @@ fn install_arguments(dependencies: &Dependencies, server: Option<&str>) -> Strin
     words.join(" ")
 }
 
+/// What `pip install` needs for the service's tests: their own requirements (or extra) as
+/// they are, and pytest when those do not name it; empty when there are no tests.
+fn test_arguments(findings: &Findings) -> String {
+    if !findings.has_tests {
+        return String::new();
+    }
+    let mut words = Vec::new();
+    let mut listed = findings.dependencies.names();
+    if let Some((arguments, text)) = &findings.test_dependencies {
+        words.push(arguments.clone());
+        listed.push('\n');
+        listed.push_str(&Dependencies::Requirements(text.clone()).names());
+    }
+    if !detect::mentions(&listed, "pytest") {
+        words.push("pytest".to_owned());
+    }
+    words.join(" ")
+}
+
 /// `ci.yml` → `ci.pre-rspy.yml`; `Dockerfile` → `Dockerfile.pre-rspy`.
 fn set_aside_name(file: &str) -> String {
     let (dir, base) = file.rsplit_once('/').map_or(("", file), |(d, b)| (d, b));
@@ -471,9 +494,12 @@ fn report(adoption: &Adoption, moved: &str, renamed: &str, created: &str) -> Str
         )
     };
     let tests = if findings.has_tests {
-        "pytest in python/ (CI runs it)"
+        format!(
+            "pytest in python/; CI installs `pip install {}` and runs them with BASE_URL set to the api",
+            adoption.tests
+        )
     } else {
-        "none found"
+        "none found".to_owned()
     };
     writeln!(out, "The Python service").unwrap();
     writeln!(out, "  app:        {}", adoption.command_source).unwrap();

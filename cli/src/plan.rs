@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use similar::TextDiff;
@@ -151,6 +152,13 @@ fn write_file(target: &Path, contents: &str) -> Result<()> {
         .map_err(Error::io("writing into", parent))?;
     std::io::Write::write_all(&mut temporary, contents.as_bytes())
         .map_err(Error::io("writing", target))?;
+    // A temporary file is private (0600); the result keeps the mode of the file it replaces,
+    // and a new file gets the usual 0644.
+    let mode = fs::metadata(target).map_or(0o644, |meta| meta.permissions().mode());
+    temporary
+        .as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(Error::io("writing", target))?;
     temporary
         .persist(target)
         .map_err(|e| Error::io("writing", target)(e.error))?;
@@ -166,6 +174,27 @@ mod tests {
     /// Undo steps are process-wide (the Ctrl-C handler must see them): a test whose apply
     /// fails would otherwise undo the other test's writes when both run at once.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn written_files_get_the_usual_mode_or_keep_their_own() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let kept = dir.path().join("kept.sh");
+        fs::write(&kept, "old\n").unwrap();
+        fs::set_permissions(&kept, fs::Permissions::from_mode(0o755)).unwrap();
+        let mut plan = Plan::new(dir.path());
+        plan.set("kept.sh", Some("new\n".to_owned())).unwrap();
+        plan.set("new.rs", Some("fn f() {}\n".to_owned())).unwrap();
+        plan.apply().unwrap();
+        let mode = |name: &str| {
+            fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+        };
+        assert_eq!(mode("kept.sh") & 0o777, 0o755);
+        assert_eq!(mode("new.rs") & 0o777, 0o644);
+    }
 
     #[test]
     fn plans_show_diffs_and_apply_all_changes() {

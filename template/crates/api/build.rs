@@ -297,8 +297,13 @@ fn is_rust_path(handler: &str) -> bool {
 /// fallback to the router.
 fn render(manifest: &Manifest) -> String {
     let routes: String = manifest.routes.iter().map(route_line).collect();
+    // With the proxy fallback, a method no route declares for a path goes to Python too (as
+    // if no route matched), so declaring `GET /items/{id}` leaves `DELETE /items/{id}` where
+    // it was. With `none`, axum answers 405 with the path's `Allow`.
     let fallback = match manifest.fallback.mode {
-        FallbackMode::Proxy => "crate::proxy::forward",
+        FallbackMode::Proxy => {
+            "crate::proxy::forward)\n        .method_not_allowed_fallback(crate::proxy::forward"
+        }
         FallbackMode::None => "crate::error::not_found",
     };
     // Literal braces stay out of format strings: their doubled-brace escapes would be eaten

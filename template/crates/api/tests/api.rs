@@ -343,6 +343,19 @@ async fn proxy_passes_the_request_through_and_strips_hop_by_hop_headers() {
 }
 
 {% if python_service == "sample" %}#[tokio::test]
+async fn other_methods_on_a_declared_path_still_reach_python() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let request = Request::post("/hello/rust")
+        .body(Body::from("for python"))
+        .expect("a valid request");
+    let (status, _, body) = send(client_facing(state), request).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(json_body(&body)["uri"], "/hello/rust");
+    assert_eq!(json_body(&body)["body"], "for python");
+}
+
+#[tokio::test]
 async fn proxy_routes_from_the_manifest_reach_python() {
     let url = spawn_tcp_upstream(python_stand_in()).await;
     let state = AppState::new(&config(&url, &[]));
