@@ -6,9 +6,10 @@
 mod check;
 pub mod cli;
 mod edit_routes;
+pub mod error;
+mod fetch;
 mod import_routes;
 mod init;
-pub mod error;
 pub mod manifest;
 pub mod name;
 pub mod new;
@@ -121,7 +122,7 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// The project the current directory is in.
-fn current_project() -> Result<manifest::Project> {
+pub(crate) fn current_project() -> Result<manifest::Project> {
     let cwd = std::env::current_dir().map_err(Error::io("reading", "the current directory"))?;
     manifest::Project::find(&cwd)
 }
