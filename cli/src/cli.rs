@@ -94,12 +94,18 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Every operation (GET, PUT, POST, DELETE, OPTIONS, HEAD, PATCH) becomes a `mode = \"proxy\"` route
+in rspy.toml, in the document's order; routes already declared are kept as they are, and TRACE
+operations are skipped. The document is JSON: OpenAPI 3.x, or Swagger 2.0 (its paths under its
+basePath); YAML is not read, so convert it or point at the service's /openapi.json. Nothing is
+written unless axum can route every path.")]
 pub struct ImportRoutesArgs {
-    /// An OpenAPI document in JSON: a file, or an http:// URL [default: /openapi.json of the
-    /// running Python service, at the manifest's upstream]
+    /// The OpenAPI document, in JSON: a file, or an http:// URL [default: /openapi.json of the
+    /// running Python service, at rspy.toml's [upstream] url]
     pub source: Option<String>,
 
-    /// Show the changes as a diff and write nothing
+    /// Show the change to rspy.toml as a diff and write nothing
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -47,6 +47,112 @@ pub struct Planned {
 
 /// Plans `rspy add-route`.
 pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
+    let mut plan = Plan::new(&project.root);
+    let mut draft = Draft::new(&plan)?;
+    let added = add_to(&mut plan, &mut draft, request)?;
+    draft.finish(&mut plan)?;
+    Ok(Planned {
+        plan,
+        route: added.route,
+        description: added.description,
+        notes: added.notes,
+        changes_existing: added.changes_existing,
+    })
+}
+
+/// What [`add_to`] planned for one route.
+#[derive(Debug)]
+pub struct Added {
+    /// The route as the user reads it: `` `GET /users/{id}` ``.
+    pub route: String,
+    /// How the route ends up, e.g. `native, handler users::get_users_by_id`.
+    pub description: String,
+    /// Extra lines for the user (files kept, what to do next).
+    pub notes: Vec<String>,
+    /// Whether an existing declaration is changed (or kept, when it already is as asked).
+    pub changes_existing: bool,
+}
+
+/// The manifest while routes are added to it, one [`add_to`] after another, before
+/// [`Draft::finish`] puts it into the plan: each route is checked against the ones before.
+#[derive(Debug)]
+pub struct Draft {
+    /// The text being edited, comments and order kept.
+    document: DocumentMut,
+    /// What the document declares.
+    manifest: Manifest,
+    /// Whether a `[[route]]` was appended.
+    appended: bool,
+}
+
+impl Draft {
+    /// The manifest as `plan` has it.
+    pub fn new(plan: &Plan) -> Result<Self> {
+        let text = plan.read(FILE_NAME)?.unwrap_or_default();
+        let manifest = Manifest::parse(&text).map_err(|reason| Error::InvalidManifest {
+            path: plan.root().join(FILE_NAME),
+            reason,
+        })?;
+        Ok(Self {
+            document: parse_document(&text)?,
+            manifest,
+            appended: false,
+        })
+    }
+
+    /// Puts the edited manifest into `plan`, once it is checked to read as one.
+    pub fn finish(self, plan: &mut Plan) -> Result<()> {
+        let mut edited = self.document.to_string();
+        if self.appended && !edited.ends_with('\n') {
+            edited.push('\n');
+        }
+        check_still_valid(&edited)?;
+        plan.set(FILE_NAME, Some(edited))
+    }
+
+    fn add(&mut self, route: &Route) -> Result<()> {
+        let mut table = Table::new();
+        set_route_keys(&mut table, route);
+        // A blank line before each new [[route]], like the ones already there.
+        table.decor_mut().set_prefix("\n");
+        let routes = self
+            .document
+            .entry("route")
+            .or_insert(Item::ArrayOfTables(toml_edit::ArrayOfTables::new()))
+            .as_array_of_tables_mut()
+            .ok_or_else(|| {
+                Error::Refused(format!(
+                    "`route` in {FILE_NAME} is not a list of [[route]] tables"
+                ))
+            })?;
+        routes.push(table);
+        self.manifest.routes.push(route.clone());
+        self.appended = true;
+        Ok(())
+    }
+
+    fn replace(&mut self, index: usize, route: &Route) -> Result<()> {
+        let table = self
+            .document
+            .get_mut("route")
+            .and_then(Item::as_array_of_tables_mut)
+            .and_then(|routes| routes.get_mut(index))
+            .ok_or_else(|| {
+                Error::Refused(format!(
+                    "[[route]] #{} is missing from {FILE_NAME}",
+                    index + 1
+                ))
+            })?;
+        set_route_keys(table, route);
+        self.manifest.routes[index] = route.clone();
+        Ok(())
+    }
+}
+
+/// Adds the edits of one `add-route` to `plan` and `draft`, checked against the routes
+/// declared so far, so several routes can make up one plan. When the route is already
+/// declared as asked, both are left as they were.
+pub fn add_to(plan: &mut Plan, draft: &mut Draft, request: &AddRoute) -> Result<Added> {
     let method = route::parse_method(&request.method)?;
     let segments = route::parse_path(&request.path)?;
     let path = request.path.as_str();
@@ -59,7 +165,7 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
     if let Some(target) = &request.upstream_path {
         route::parse_upstream_path(target, &segments)?;
     }
-    let manifest = &project.manifest;
+    let manifest = &draft.manifest;
     let existing = manifest
         .routes
         .iter()
@@ -83,7 +189,7 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
         timeout_ms: request.timeout_ms,
         upstream_path: request.upstream_path.clone(),
     };
-    let mut plan = Plan::new(&project.root);
+    let untouched = plan.clone();
     let mut notes = Vec::new();
     // `--native` without forwarding settings keeps the route's: a new handler passes requests
     // through to Python with them, so deploying it changes nothing.
@@ -107,7 +213,7 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
         let (module, function) = handler_names(request, current, method, &segments)?;
         wanted.handler = Some(format!("{module}::{function}"));
         plan_handler(
-            &mut plan,
+            plan,
             &module,
             &function,
             method,
@@ -118,8 +224,8 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
     }
     if let Some(current) = current {
         if same_route(current, &wanted) {
-            return Ok(Planned {
-                plan: Plan::new(&project.root),
+            *plan = untouched;
+            return Ok(Added {
                 route: shown,
                 description: describe(current),
                 notes,
@@ -139,17 +245,14 @@ pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
             ));
         }
     }
-    let text = plan.read(FILE_NAME)?.unwrap_or_default();
-    let edited = match existing {
-        Some(index) => with_route_replaced(&text, index, &wanted)?,
-        None => with_route_added(&text, &wanted)?,
-    };
-    check_still_valid(&edited)?;
-    plan.set(FILE_NAME, Some(edited))?;
-    Ok(Planned {
-        plan,
+    let description = describe(&wanted);
+    match existing {
+        Some(index) => draft.replace(index, &wanted)?,
+        None => draft.add(&wanted)?,
+    }
+    Ok(Added {
         route: shown,
-        description: describe(&wanted),
+        description,
         notes,
         changes_existing: existing.is_some(),
     })
@@ -364,7 +467,7 @@ fn same_route(a: &Route, b: &Route) -> bool {
 
 /// A route's mode and settings, as `native, handler users::get_user` or
 /// `proxy, timeout 500 ms, to Python at /users/{id}`.
-fn describe(route: &Route) -> String {
+pub fn describe(route: &Route) -> String {
     let mut parts = vec![match route.mode {
         Mode::Native => "native".to_owned(),
         Mode::Proxy => "proxy".to_owned(),
@@ -430,45 +533,6 @@ fn set_value(table: &mut Table, key: &str, new: impl Into<toml_edit::Value>) {
             table.insert(key, Item::Value(new));
         }
     }
-}
-
-fn with_route_added(text: &str, route: &Route) -> Result<String> {
-    let mut document = parse_document(text)?;
-    let mut table = Table::new();
-    set_route_keys(&mut table, route);
-    // A blank line before each new [[route]], like the ones already there.
-    table.decor_mut().set_prefix("\n");
-    let routes = document
-        .entry("route")
-        .or_insert(Item::ArrayOfTables(toml_edit::ArrayOfTables::new()))
-        .as_array_of_tables_mut()
-        .ok_or_else(|| {
-            Error::Refused(format!(
-                "`route` in {FILE_NAME} is not a list of [[route]] tables"
-            ))
-        })?;
-    routes.push(table);
-    let mut out = document.to_string();
-    if !out.ends_with('\n') {
-        out.push('\n');
-    }
-    Ok(out)
-}
-
-fn with_route_replaced(text: &str, index: usize, route: &Route) -> Result<String> {
-    let mut document = parse_document(text)?;
-    let table = document
-        .get_mut("route")
-        .and_then(Item::as_array_of_tables_mut)
-        .and_then(|routes| routes.get_mut(index))
-        .ok_or_else(|| {
-            Error::Refused(format!(
-                "[[route]] #{} is missing from {FILE_NAME}",
-                index + 1
-            ))
-        })?;
-    set_route_keys(table, route);
-    Ok(document.to_string())
 }
 
 fn with_route_removed(text: &str, index: usize) -> Result<String> {

@@ -79,6 +79,10 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
 
+    /// Fetching a document over HTTP failed; the whole message says why and what to do.
+    #[error("{0}")]
+    Fetch(String),
+
     #[error("cannot use `-C {}`: {reason}; pass an existing directory", path.display())]
     BadDirectory { path: PathBuf, reason: String },
 
@@ -118,7 +122,11 @@ impl Error {
             | Self::InvalidRoute { .. }
             | Self::Refused(_)
             | Self::NotADirectory { .. } => EXIT_USAGE,
-            Self::Render(_) | Self::Git(_) | Self::Io { .. } | Self::CheckFailed(_) => EXIT_FAILURE,
+            Self::Render(_)
+            | Self::Git(_)
+            | Self::Fetch(_)
+            | Self::Io { .. }
+            | Self::CheckFailed(_) => EXIT_FAILURE,
             // What a shell reports for a process ended by SIGINT.
             Self::Interrupted => 130,
         }

@@ -8,6 +8,7 @@ pub mod cli;
 mod detect;
 mod edit_routes;
 pub mod error;
+mod fetch;
 mod import_routes;
 mod init;
 pub mod manifest;
@@ -130,7 +131,7 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// The project the current directory is in.
-fn current_project() -> Result<manifest::Project> {
+pub(crate) fn current_project() -> Result<manifest::Project> {
     let cwd = std::env::current_dir().map_err(Error::io("reading", "the current directory"))?;
     manifest::Project::find(&cwd)
 }

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::undo::{Transaction, check_interrupted};
 
 /// One file's change. `None` means the file does not exist (before) or is deleted (after).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Change {
     /// Relative to the project root, slash-separated: how the change is shown.
     pub path: String,
@@ -25,7 +25,7 @@ pub struct Change {
 }
 
 /// The changes of one command, relative to a project root.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Plan {
     root: PathBuf,
     changes: Vec<Change>,
@@ -37,6 +37,11 @@ impl Plan {
             root: root.to_path_buf(),
             changes: Vec::new(),
         }
+    }
+
+    /// The project root the plan's paths are relative to.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Reads `path` (relative to the root) as the plan sees it: with this plan's earlier

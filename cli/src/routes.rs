@@ -36,22 +36,30 @@ pub fn table(manifest: &Manifest) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
+    let fallback = match manifest.fallback.mode {
+        FallbackMode::Proxy => "proxy (requests no route matches go to Python)",
+        FallbackMode::None => "none (requests no route matches get 404 from Rust)",
+    };
+    out.push_str(&format!(
+        "\nfallback: {fallback}\nupstream: {}\n{}",
+        manifest.upstream.url,
+        progress(manifest),
+    ));
+    out
+}
+
+/// How far the migration is, as one line: `5 routes: 2 native, 3 proxy`.
+pub fn progress(manifest: &Manifest) -> String {
     let native = manifest
         .routes
         .iter()
         .filter(|r| r.mode == Mode::Native)
         .count();
     let proxied = manifest.routes.len() - native;
-    let fallback = match manifest.fallback.mode {
-        FallbackMode::Proxy => "proxy (requests no route matches go to Python)",
-        FallbackMode::None => "none (requests no route matches get 404 from Rust)",
-    };
-    out.push_str(&format!(
-        "\nfallback: {fallback}\nupstream: {}\n{} routes: {native} native, {proxied} proxy\n",
-        manifest.upstream.url,
-        manifest.routes.len(),
-    ));
-    out
+    format!(
+        "{} routes: {native} native, {proxied} proxy\n",
+        manifest.routes.len()
+    )
 }
 
 /// The same as JSON, one document, for scripts.
