@@ -1,0 +1,88 @@
+//! The public HTTP edge of the service: native Rust routes, everything else forwarded to Python.
+
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod manifest;
+pub mod metrics;
+pub mod proxy;
+pub mod request_id;
+pub mod routes;
+pub mod server;
+pub mod telemetry;
+pub mod trace_context;
+pub mod upstream;
+pub mod upstream_addr;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, State},
+    http::header::CONTENT_TYPE,
+    middleware,
+    response::IntoResponse,
+    routing::get,
+};
+
+use crate::{
+    config::{Config, TrustedProxies},
+    metrics::Metrics,
+    upstream::Upstream,
+};
+
+/// What every handler can reach: the Python upstream (client, timeouts, readiness), the
+/// metrics, and the limits of the edge.
+#[derive(Clone)]
+pub struct AppState {
+    pub upstream: Arc<Upstream>,
+    pub metrics: Arc<Metrics>,
+    /// `TRUSTED_PROXIES`: whose `X-Forwarded-*` headers the proxy passes on.
+    pub trusted_proxies: Arc<TrustedProxies>,
+    /// `MAX_BODY_BYTES`: the largest request body, for native routes and the proxy alike.
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            upstream: Arc::new(Upstream::new(config)),
+            metrics: Arc::new(Metrics::new()),
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+            max_body_bytes: config.max_body_bytes,
+        }
+    }
+}
+
+/// The whole application: health checks, the routes and fallback of rspy.toml, and the
+/// request-id, trace-context and request-log layers around all of them. `main` serves it;
+/// tests drive it directly.
+pub fn app(state: AppState) -> Router {
+    let health = Router::new()
+        .route("/livez", get(health::livez))
+        .route("/readyz", get(health::readyz));
+    manifest::routes(health)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            telemetry::observe,
+        ))
+        .layer(middleware::from_fn(trace_context::propagate))
+        // Outermost, so the id is known to everything inside and set on every response.
+        .layer(middleware::from_fn(request_id::propagate))
+        // Extractors of native handlers (`Json`, `Bytes`...) refuse larger bodies with 413.
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .with_state(state)
+}
+
+/// The internal metrics endpoint, `GET /metrics` in the Prometheus text format. Served on its
+/// own address (`METRICS_ADDR`), never on the public port, and never forwarded to Python.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(render_metrics))
+        .with_state(state)
+}
+
+async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let text = state.metrics.render(state.upstream.is_ready());
+    ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], text)
+}

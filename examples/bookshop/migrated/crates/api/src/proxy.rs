@@ -1,0 +1,509 @@
+//! Forwards a request to the Python service and streams its answer back, as transparently as
+//! an HTTP/1.1 proxy can: hop-by-hop headers stripped, everything else passed through, bodies
+//! streamed both ways (trailers included), WebSocket and other upgrades tunnelled.
+
+use std::{
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{
+    RequestExt,
+    body::{Body, Bytes},
+    extract::{ConnectInfo, Request, State},
+    http::{
+        HeaderMap, HeaderName, HeaderValue, StatusCode, Version,
+        header::{CONNECTION, CONTENT_LENGTH, FORWARDED, HOST, TE, TRANSFER_ENCODING, UPGRADE},
+    },
+    response::Response,
+};
+use http_body_util::{LengthLimitError, Limited};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::TokioIo;
+use tokio::{sync::OwnedSemaphorePermit, time::Sleep};
+
+use crate::{
+    AppState,
+    config::TrustedProxies,
+    error::{ApiError, ErrorKind},
+    metrics::Mode,
+    request_id::{RequestId, X_REQUEST_ID},
+};
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+/// Hop-by-hop headers (RFC 9110 section 7.6.1) besides those a `Connection` header names and
+/// the `Proxy-*` family: they describe one connection, not the message. `Trailer` is not one
+/// (RFC 9110 section 6.6.2): it announces the trailer fields, and hyper sends only trailers
+/// that it announces, so it must pass for trailers to survive.
+const HOP_BY_HOP: [HeaderName; 4] = [KEEP_ALIVE, TE, TRANSFER_ENCODING, UPGRADE];
+
+/// A route's own forwarding settings from rspy.toml (`timeout_ms`, `upstream_path`), set as a
+/// request extension by the generated router. They apply to every request the route forwards:
+/// by the proxy, or by a native handler that still passes requests through to Python.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteSettings {
+    /// How long to wait for response headers; overrides `UPSTREAM_TIMEOUT_MS`.
+    timeout: Option<Duration>,
+    /// The route's path pattern and the path pattern Python serves it under.
+    upstream_path: Option<(&'static str, &'static str)>,
+}
+
+impl RouteSettings {
+    pub const fn new() -> Self {
+        Self {
+            timeout: None,
+            upstream_path: None,
+        }
+    }
+
+    /// `timeout_ms`: this route's wait for Python's response headers.
+    pub const fn timeout_ms(mut self, ms: u64) -> Self {
+        self.timeout = Some(Duration::from_millis(ms));
+        self
+    }
+
+    /// `upstream_path`: requests matching `route` (e.g. `/api/users/{id}`) reach Python at
+    /// `upstream` (e.g. `/users/{id}`), each parameter carried over as the client sent it.
+    pub const fn upstream_path(mut self, route: &'static str, upstream: &'static str) -> Self {
+        self.upstream_path = Some((route, upstream));
+        self
+    }
+}
+
+/// Handler for `mode = "proxy"` routes and the fallback: sends the request to Python and
+/// returns its response with the body still streaming (or, for an accepted upgrade, `101`
+/// with a tunnel behind it).
+pub async fn forward(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let result = exchange(&state, request).await;
+    if let Err(err) = &result
+        && let Some(kind) = err.kind().upstream_error()
+    {
+        state.metrics.record_upstream_error(kind);
+    }
+    result.map(|mut response| {
+        // Read by the request log and the metrics: Python answered this one.
+        response.extensions_mut().insert(Mode::Proxy);
+        response
+    })
+}
+
+async fn exchange(state: &AppState, mut request: Request) -> Result<Response, ApiError> {
+    let upstream = &state.upstream;
+    let request_id = request.extensions().get::<RequestId>().cloned();
+    let settings = request
+        .extensions()
+        .get::<RouteSettings>()
+        .copied()
+        .unwrap_or_default();
+    let total = upstream.total_timeout();
+    let deadline = tokio::time::Instant::now() + total;
+    let timeout = settings.timeout.unwrap_or(upstream.timeout()).min(total);
+    let fail = |kind| ApiError::new(kind, request_id.clone());
+
+    let declared_length = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > state.max_body_bytes as u64) {
+        return Err(fail(ErrorKind::PayloadTooLarge));
+    }
+    let permit = upstream
+        .try_acquire()
+        .ok_or_else(|| fail(ErrorKind::UpstreamOverloaded))?;
+    // Absent when the app is served without connect info (e.g. driven by a test): then there
+    // is no peer to name in X-Forwarded-For, which is no reason to fail the request.
+    let peer = request
+        .extract_parts::<ConnectInfo<SocketAddr>>()
+        .await
+        .ok()
+        .map(|ConnectInfo(peer)| peer);
+    // An upgrade (WebSocket) keeps its `Upgrade` header and `Connection: upgrade` upstream.
+    let upgrade = requested_upgrade(request.headers());
+    let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
+
+    let forwarding = Forwarding {
+        settings: &settings,
+        peer,
+        trusted_proxies: &state.trusted_proxies,
+        request_id: request_id.as_ref(),
+        upgrade: upgrade.as_ref(),
+        max_body_bytes: state.max_body_bytes,
+    };
+    let request = upstream_request(request, upstream, &forwarding)
+        .map_err(|err| fail(ErrorKind::BadGateway).with_cause(err))?;
+
+    let response = match tokio::time::timeout(timeout, upstream.send(request)).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) if err.is_connect() => {
+            // Python is down or restarting: report not ready now rather than at the next probe.
+            upstream.set_ready(false);
+            return Err(fail(ErrorKind::UpstreamUnavailable).with_cause(err));
+        }
+        Ok(Err(err)) if caused_by::<LengthLimitError>(&err) => {
+            return Err(fail(ErrorKind::PayloadTooLarge).with_cause(err));
+        }
+        Ok(Err(err)) => return Err(fail(ErrorKind::BadGateway).with_cause(err)),
+        Err(elapsed) => {
+            return Err(fail(ErrorKind::UpstreamTimeout).with_cause(format!(
+                "no response headers within {} ms: {elapsed}",
+                timeout.as_millis()
+            )));
+        }
+    };
+    match client_upgrade {
+        Some(client_upgrade) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            Ok(tunnel(response, client_upgrade))
+        }
+        _ => Ok(client_response(response, permit, deadline)),
+    }
+}
+
+/// What the upstream request is built from, besides the client's request.
+struct Forwarding<'a> {
+    settings: &'a RouteSettings,
+    peer: Option<SocketAddr>,
+    trusted_proxies: &'a TrustedProxies,
+    request_id: Option<&'a RequestId>,
+    /// The client's `Upgrade` header, when it asked for one.
+    upgrade: Option<&'a HeaderValue>,
+    max_body_bytes: usize,
+}
+
+/// Rewrites the client's request for Python: upstream URI with the path (unless the route maps
+/// it to another) and query unchanged, HTTP/1.1, hop-by-hop headers stripped, then the
+/// forwarding headers and request id added, and the body capped at `MAX_BODY_BYTES`.
+fn upstream_request(
+    request: Request,
+    upstream: &crate::upstream::Upstream,
+    forwarding: &Forwarding<'_>,
+) -> Result<Request, axum::http::Error> {
+    let (mut parts, body) = request.into_parts();
+    // HTTP/2 clients send no Host header, only the URI's authority.
+    let host = parts.headers.get(HOST).cloned().or_else(|| {
+        let authority = parts.uri.authority()?;
+        HeaderValue::from_str(authority.as_str()).ok()
+    });
+    let uri = &parts.uri;
+    parts.uri = match forwarding.settings.upstream_path {
+        Some((route, target)) => {
+            let mut path_and_query = rewrite_path(route, target, uri.path());
+            if let Some(query) = uri.query() {
+                path_and_query.push('?');
+                path_and_query.push_str(query);
+            }
+            upstream.uri(&path_and_query)?
+        }
+        None => upstream.uri(uri.path_and_query().map_or("/", |pq| pq.as_str()))?,
+    };
+    parts.version = Version::HTTP_11;
+
+    let headers = &mut parts.headers;
+    let accepts_trailers = has_token(headers, &TE, "trailers");
+    strip_hop_by_hop(headers);
+    if accepts_trailers {
+        // The client takes trailers, and so does the api: Python may send them.
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
+    if let Some(protocol) = forwarding.upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, protocol.clone());
+    }
+    if let Some(host) = &host {
+        headers.insert(HOST, host.clone());
+    }
+    set_forwarded_headers(headers, forwarding, host);
+    if let Some(id) = forwarding.request_id {
+        headers.insert(X_REQUEST_ID, id.header_value());
+    }
+    let body = Body::new(Limited::new(body, forwarding.max_body_bytes));
+    Ok(Request::from_parts(parts, body))
+}
+
+/// `X-Forwarded-For`, `-Proto` and `-Host`. From a trusted proxy, the client's chain is kept
+/// with the peer appended, and its `-Proto`, `-Host` and `Forwarded` pass; from anyone else
+/// they are replaced by what the api saw itself, so Python can trust them.
+fn set_forwarded_headers(
+    headers: &mut HeaderMap,
+    forwarding: &Forwarding<'_>,
+    host: Option<HeaderValue>,
+) {
+    let peer = forwarding.peer.map(|peer| peer.ip().to_canonical());
+    let trusted = peer.is_some_and(|peer| forwarding.trusted_proxies.contains(peer));
+    let peer = peer.map(|peer| peer.to_string());
+    let chain = if trusted {
+        forwarded_for(headers, peer.as_deref())
+    } else {
+        for name in [X_FORWARDED_PROTO, X_FORWARDED_HOST, FORWARDED] {
+            headers.remove(name);
+        }
+        peer.unwrap_or_default()
+    };
+    headers.remove(X_FORWARDED_FOR);
+    // Visible ASCII joined with an IP address is always a valid value; if not, it is dropped.
+    if let Ok(chain) = HeaderValue::from_str(&chain)
+        && !chain.is_empty()
+    {
+        headers.insert(X_FORWARDED_FOR, chain);
+    }
+    if !headers.contains_key(X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    }
+    if let Some(host) = host
+        && !headers.contains_key(X_FORWARDED_HOST)
+    {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+}
+
+/// The protocol a client asks to switch to (`Upgrade: websocket` with `Connection: upgrade`).
+fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+    has_token(headers, &CONNECTION, "upgrade")
+        .then(|| headers.get(UPGRADE).cloned())
+        .flatten()
+}
+
+/// Whether any `name` line lists `token` (comma-separated, any case).
+fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|item| item.trim().eq_ignore_ascii_case(token))
+}
+
+/// Python accepted an upgrade: answer the client's `101` with Python's headers and copy bytes
+/// both ways once both connections are handed over, until either side closes. Frames,
+/// subprotocols, extensions and close codes are Python's and the client's business.
+fn tunnel(mut response: Response<Incoming>, client: hyper::upgrade::OnUpgrade) -> Response {
+    let python = hyper::upgrade::on(&mut response);
+    tokio::spawn(async move {
+        match tokio::try_join!(client, python) {
+            Ok((client, python)) => {
+                let (mut client, mut python) = (TokioIo::new(client), TokioIo::new(python));
+                if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut python).await {
+                    tracing::debug!(error = %err, "upgraded connection ended with an error");
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "the upgrade did not complete"),
+        }
+    });
+    let (mut parts, _) = response.into_parts();
+    let protocol = parts.headers.get(UPGRADE).cloned();
+    parts.version = Version::default();
+    strip_hop_by_hop(&mut parts.headers);
+    if let Some(protocol) = protocol {
+        parts
+            .headers
+            .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(UPGRADE, protocol);
+    }
+    Response::from_parts(parts, Body::empty())
+}
+
+/// Python's response for the client: hop-by-hop headers stripped, body streamed as it comes
+/// (trailers too) until `deadline`, holding its concurrency permit until the end.
+fn client_response(
+    response: Response<Incoming>,
+    permit: OwnedSemaphorePermit,
+    deadline: tokio::time::Instant,
+) -> Response {
+    let (mut parts, body) = response.into_parts();
+    // The client's connection has its own version, negotiated by the server: an HTTP/1.0
+    // upstream must not leak into the status line.
+    parts.version = Version::default();
+    strip_hop_by_hop(&mut parts.headers);
+    let body = UpstreamBody {
+        body,
+        deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        _permit: permit,
+    };
+    Response::from_parts(parts, Body::new(body))
+}
+
+/// A response body from Python, cut with an error at `UPSTREAM_TOTAL_TIMEOUT_MS`.
+struct UpstreamBody {
+    body: Incoming,
+    deadline: Pin<Box<Sleep>>,
+    /// Released when the body is done (or dropped): the request is no longer in flight.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl hyper::body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(
+                "the response outlasted UPSTREAM_TOTAL_TIMEOUT_MS".into(),
+            )));
+        }
+        Pin::new(&mut this.body).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Whether `err`, or any error behind it, is an `E`.
+fn caused_by<E: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(err), |err| err.source()).any(|err| err.is::<E>())
+}
+
+/// The path Python sees for `path` (as the client sent it, still percent-encoded): `target`
+/// with each `{name}` or `{*name}` replaced by what that parameter of `route` matched.
+fn rewrite_path(route: &str, target: &str, path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    let matched = |name: &str| -> String {
+        route
+            .split('/')
+            .enumerate()
+            .find_map(|(index, pattern)| {
+                let inner = pattern.strip_prefix('{')?.strip_suffix('}')?;
+                match inner.strip_prefix('*') {
+                    Some(wildcard) if wildcard == name => Some(segments.get(index..)?.join("/")),
+                    None if inner == name => segments.get(index).map(|s| (*s).to_owned()),
+                    _ => None,
+                }
+            })
+            .unwrap_or_default()
+    };
+    let mut out = String::with_capacity(target.len() + path.len());
+    let mut rest = target;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |at| open + at);
+        out.push_str(&matched(rest[open + 1..close].trim_start_matches('*')));
+        rest = rest.get(close + 1..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The incoming `X-Forwarded-For` chain (all its lines, joined) with the peer appended, as
+/// one header line: some frameworks read only the first or only the last line.
+fn forwarded_for(headers: &HeaderMap, peer: Option<&str>) -> String {
+    headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .chain(peer)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Removes `Connection`, every header named by any `Connection` line, the fixed hop-by-hop
+/// set and all `Proxy-*` headers.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    let proxy: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for name in named.iter().chain(&proxy).chain(&HOP_BY_HOP) {
+        headers.remove(name);
+    }
+    headers.remove(CONNECTION);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_every_header_that_any_connection_line_names() {
+        let mut headers = HeaderMap::new();
+        headers.append(CONNECTION, HeaderValue::from_static("keep-alive, X-One"));
+        headers.append(CONNECTION, HeaderValue::from_static("x-two"));
+        for name in [
+            "x-one",
+            "x-two",
+            "keep-alive",
+            "te",
+            "transfer-encoding",
+            "upgrade",
+            "proxy-connection",
+            "proxy-authorization",
+            "x-kept",
+            "trailer",
+        ] {
+            headers.insert(HeaderName::from_static(name), HeaderValue::from_static("1"));
+        }
+
+        strip_hop_by_hop(&mut headers);
+
+        let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["trailer", "x-kept"]);
+    }
+
+    #[test]
+    fn rewrites_paths_with_parameters_as_the_client_sent_them() {
+        let cases = [
+            (
+                "/api/users/{id}",
+                "/users/{id}",
+                "/api/users/a%2Fb",
+                "/users/a%2Fb",
+            ),
+            (
+                "/t/{tenant}/u/{id}",
+                "/u/{id}/of/{tenant}",
+                "/t/x/u/7",
+                "/u/7/of/x",
+            ),
+            (
+                "/files/{*rest}",
+                "/static/{*rest}",
+                "/files/a/b/",
+                "/static/a/b/",
+            ),
+            ("/v2/health", "/healthz", "/v2/health", "/healthz"),
+            ("/p/{id}", "/legacy-{id}.json", "/p/9", "/legacy-9.json"),
+        ];
+        for (route, target, path, expected) in cases {
+            assert_eq!(
+                rewrite_path(route, target, path),
+                expected,
+                "{route} -> {target}"
+            );
+        }
+    }
+
+    #[test]
+    fn forwarded_for_appends_the_peer_to_every_incoming_line() {
+        let mut headers = HeaderMap::new();
+        headers.append(X_FORWARDED_FOR, HeaderValue::from_static("192.0.2.1"));
+        headers.append(X_FORWARDED_FOR, HeaderValue::from_static("192.0.2.2"));
+        assert_eq!(
+            forwarded_for(&headers, Some("127.0.0.1")),
+            "192.0.2.1, 192.0.2.2, 127.0.0.1"
+        );
+        assert_eq!(forwarded_for(&headers, None), "192.0.2.1, 192.0.2.2");
+    }
+}

@@ -1,0 +1,105 @@
+//! Logging: human-readable text or JSON lines (`LOG_FORMAT`), filtered by `RUST_LOG`.
+
+use std::{
+    env,
+    io::{self, IsTerminal},
+    time::Instant,
+};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    middleware::Next,
+    response::Response,
+};
+use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
+
+use crate::{
+    AppState, config::ConfigError, metrics::Mode, request_id::RequestId,
+    trace_context::TraceContext,
+};
+
+/// Installs the global subscriber. Call once, first thing in `main`.
+pub fn init() -> Result<(), ConfigError> {
+    let filter = match env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
+            .map_err(|err| ConfigError::new("RUST_LOG", &directives, err))?,
+        _ => EnvFilter::new("info"),
+    };
+    let registry = tracing_subscriber::registry().with(filter);
+    match env::var("LOG_FORMAT").as_deref() {
+        Err(_) | Ok("text") => registry
+            .with(fmt::layer().with_ansi(io::stdout().is_terminal()))
+            .init(),
+        Ok("json") => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_span_list(false),
+            )
+            .init(),
+        Ok(other) => {
+            return Err(ConfigError::new(
+                "LOG_FORMAT",
+                other,
+                "expected `text` or `json`",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Paths probed every few seconds by orchestrators: logged at DEBUG so they do not drown the
+/// requests that matter (they are still counted in the metrics).
+const QUIET_PATHS: [&str; 2] = ["/livez", "/readyz"];
+
+/// Middleware on every route and the fallback: one structured log line per request (method,
+/// route template, path, mode, status, latency, request id, trace id) and its metrics.
+///
+/// The route is the template (`/users/{id}`), not the raw path, so logs and metrics group by
+/// endpoint; unmatched requests show as `fallback`. Latency runs to the response headers: a
+/// streamed body may go on after it.
+pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("fallback", MatchedPath::as_str);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let request_id = request.extensions().get::<RequestId>().cloned();
+    let trace = request.extensions().get::<TraceContext>().cloned();
+
+    let response = next.run(request).await;
+
+    let latency = started.elapsed();
+    let mode = response
+        .extensions()
+        .get::<Mode>()
+        .copied()
+        .unwrap_or(Mode::Native);
+    let status = response.status().as_u16();
+    state.metrics.record_request(route, mode, status, latency);
+    let request_id = request_id.as_ref().map_or("", RequestId::as_str);
+    let trace_id = trace.as_ref().map_or("", TraceContext::trace_id);
+    let latency_ms = latency.as_secs_f64() * 1000.0;
+    macro_rules! log {
+        ($level:ident) => {
+            tracing::$level!(
+                %method,
+                route,
+                path,
+                mode = mode.as_str(),
+                status,
+                latency_ms,
+                request_id,
+                trace_id,
+                "request"
+            )
+        };
+    }
+    if QUIET_PATHS.contains(&path.as_str()) {
+        log!(debug);
+    } else {
+        log!(info);
+    }
+    response
+}

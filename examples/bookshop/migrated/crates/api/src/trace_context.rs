@@ -1,0 +1,151 @@
+//! W3C Trace Context: every request carries a `traceparent` on to Python, so both sides' logs
+//! (and any tracing backend) can join up the same request.
+//!
+//! A valid incoming `traceparent` keeps its trace id and flags, with the api as the new parent
+//! (a fresh span id); without one, or with a malformed one, the api starts a new trace.
+//! `tracestate` is passed on untouched, as the specification asks of a participant that does
+//! not add its own entry.
+
+use axum::{
+    extract::Request,
+    http::{HeaderName, HeaderValue},
+    middleware::Next,
+    response::Response,
+};
+use uuid::Uuid;
+
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// The request's trace context, stored in its extensions by [`propagate`]: the `traceparent`
+/// sent on, `00-<trace id: 32 hex>-<span id: 16 hex, the api's>-<flags: 2 hex>`.
+#[derive(Debug, Clone)]
+pub struct TraceContext(HeaderValue);
+
+impl TraceContext {
+    /// The api's context for a request that came with `incoming` (if any). A new trace is
+    /// not sampled (`00`): the api records no spans, it only correlates logs.
+    fn continue_or_start(incoming: Option<&HeaderValue>) -> Self {
+        let (trace_id, flags) = incoming
+            .and_then(parse)
+            .unwrap_or_else(|| (random_hex(32), "00".to_owned()));
+        let value = format!("00-{trace_id}-{}-{flags}", random_hex(16));
+        Self(HeaderValue::from_str(&value).expect("hex digits and dashes are a valid header value"))
+    }
+
+    pub fn trace_id(&self) -> &str {
+        // Both halves of `continue_or_start` write visible ASCII in this layout.
+        self.0.to_str().map_or("", |value| &value[3..35])
+    }
+
+    /// The `traceparent` sent to Python.
+    pub fn header_value(&self) -> HeaderValue {
+        self.0.clone()
+    }
+}
+
+/// The trace id and flags of a well-formed `traceparent` (version 00, or a later version read
+/// as 00 does, as the specification requires); `None` if it is not one.
+fn parse(value: &HeaderValue) -> Option<(String, String)> {
+    let text = value.to_str().ok()?;
+    let mut fields = text.split('-');
+    let (version, trace_id, parent_id, flags) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
+    let hex = |field: &str, len: usize| {
+        field.len() == len
+            && field
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let valid = hex(version, 2)
+        && version != "ff"
+        && (version != "00" || fields.next().is_none())
+        && hex(trace_id, 32)
+        && trace_id.bytes().any(|b| b != b'0')
+        && hex(parent_id, 16)
+        && parent_id.bytes().any(|b| b != b'0')
+        && hex(flags, 2);
+    valid.then(|| (trace_id.to_owned(), flags.to_owned()))
+}
+
+/// `len` random lowercase hex digits (at most 32), never all zeros.
+fn random_hex(len: usize) -> String {
+    loop {
+        let hex = Uuid::new_v4().simple().to_string();
+        // A v4 UUID fixes a few bits; those in the first 12 and the last 16 digits are random.
+        let digits = if len <= 16 {
+            &hex[32 - len..]
+        } else {
+            &hex[..len]
+        };
+        if digits.bytes().any(|b| b != b'0') {
+            return digits.to_owned();
+        }
+    }
+}
+
+/// Middleware: settles the request's trace context and sets its `traceparent` header, which
+/// the proxy passes on to Python.
+pub async fn propagate(mut request: Request, next: Next) -> Response {
+    let context = TraceContext::continue_or_start(request.headers().get(TRACEPARENT));
+    request
+        .headers_mut()
+        .insert(TRACEPARENT, context.header_value());
+    request.extensions_mut().insert(context);
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INCOMING: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_valid_traceparent_keeps_its_trace_and_gets_the_api_as_parent() {
+        let context = TraceContext::continue_or_start(Some(&HeaderValue::from_static(INCOMING)));
+        assert_eq!(context.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let sent = context.header_value();
+        let sent = sent.to_str().expect("ascii");
+        assert!(
+            sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{sent}"
+        );
+        assert!(sent.ends_with("-01"), "{sent}");
+        assert_ne!(sent, INCOMING, "the api is a new parent");
+        assert!(parse(&HeaderValue::from_str(sent).expect("valid")).is_some());
+    }
+
+    #[test]
+    fn malformed_traceparents_start_a_new_trace() {
+        for bad in [
+            "",
+            "garbage",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            let context = TraceContext::continue_or_start(Some(&HeaderValue::from_static(bad)));
+            assert_ne!(
+                context.trace_id(),
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "{bad}"
+            );
+            assert_eq!(context.trace_id().len(), 32);
+        }
+        let started = TraceContext::continue_or_start(None).header_value();
+        assert!(parse(&started).is_some(), "{started:?}");
+    }
+
+    #[test]
+    fn later_versions_are_read_as_version_00() {
+        let future = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more";
+        let context = TraceContext::continue_or_start(Some(&HeaderValue::from_static(future)));
+        assert_eq!(context.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+}

@@ -1,0 +1,733 @@
+//! Drives the whole app in-process: health, native routes, and the proxy against small
+//! upstreams each test starts on loopback (TCP port 0 or a Unix socket in the temp dir).
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{
+    Extension, Json, Router,
+    body::{Body, Bytes},
+    extract::{Request, connect_info::MockConnectInfo},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{any, get},
+};
+use hyper::body::Frame;
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream, UnixListener},
+    sync::mpsc,
+};
+use tower::ServiceExt;
+
+// One short line each: the crate name's length must not change how rustfmt lays them out.
+use bookshop_api::config::Config;
+use bookshop_api::{AppState, app};
+use bookshop_api::{health, proxy, server};
+
+/// The address the app believes each request came from.
+const CLIENT_IP: [u8; 4] = [203, 0, 113, 7];
+
+fn config(upstream_url: &str, extra: &[(&str, &str)]) -> Config {
+    Config::from_lookup(|name| match name {
+        "UPSTREAM_URL" => Some(upstream_url.to_owned()),
+        _ => extra
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_owned()),
+    })
+    .expect("test settings are valid")
+}
+
+/// The app as `main` serves it, with a fixed client address in place of a real socket.
+fn client_facing(state: AppState) -> Router {
+    with_client_address(app(state))
+}
+
+fn with_client_address(router: Router) -> Router {
+    router.layer(MockConnectInfo(SocketAddr::from((CLIENT_IP, 50_000))))
+}
+
+async fn send(router: Router, request: Request) -> (StatusCode, HeaderMap, Bytes) {
+    let response = router
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .expect("the body arrives");
+    (parts.status, parts.headers, body)
+}
+
+fn get_request(uri: &str) -> Request {
+    Request::get(uri)
+        .body(Body::empty())
+        .expect("a valid request")
+}
+
+fn json_body(body: &[u8]) -> Value {
+    serde_json::from_slice(body).expect("a JSON body")
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// An address nothing listens on: bound once to get a free port, then released.
+async fn refused_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    format!("http://{}", listener.local_addr().expect("local address"))
+}
+
+/// A stand-in for the Python service: echoes what it received, sleeps, streams, or fails
+/// its health check, depending on the path.
+fn python_stand_in() -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "too late"
+            }),
+        )
+        .route("/stream", get(stream))
+        .fallback(any(echo))
+}
+
+/// Answers 201 with what arrived, plus hop-by-hop headers the proxy must not pass back.
+async fn echo(request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .expect("the request body arrives");
+    let mut headers = serde_json::Map::new();
+    for name in parts.headers.keys() {
+        let values: Vec<Value> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|value| Value::from(value.to_str().unwrap_or("<binary>")))
+            .collect();
+        headers.insert(name.to_string(), Value::from(values));
+    }
+    let echoed = json!({
+        "method": parts.method.as_str(),
+        "uri": parts.uri.to_string(),
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+    });
+    let hop_by_hop = [
+        ("x-upstream", "kept"),
+        ("keep-alive", "timeout=5"),
+        ("proxy-authenticate", "Basic"),
+    ];
+    (StatusCode::CREATED, hop_by_hop, Json(echoed)).into_response()
+}
+
+/// Sends one chunk, then holds the response open until the test has seen that chunk.
+async fn stream(Extension(chunks): Extension<Chunks>) -> Response {
+    let receiver = chunks
+        .0
+        .lock()
+        .expect("not poisoned")
+        .take()
+        .expect("one streaming request");
+    Response::new(Body::new(ChannelBody(receiver)))
+}
+
+#[derive(Clone)]
+struct Chunks(Arc<Mutex<Option<mpsc::Receiver<Bytes>>>>);
+
+/// A response body fed by a channel, so a test controls when each chunk is produced.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|data| Ok(Frame::data(data))))
+    }
+}
+
+async fn spawn_tcp_upstream(upstream: Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("local address");
+    tokio::spawn(async move { axum::serve(listener, upstream).await });
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn livez_answers_ok_with_a_request_id() {
+    let state = AppState::new(&config(&refused_url().await, &[]));
+    let (status, headers, body) = send(client_facing(state), get_request("/livez")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json_body(&body), json!({"status": "ok"}));
+    let id = header(&headers, "x-request-id").expect("a generated request id");
+    assert_eq!(id.len(), 32);
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+}
+
+#[tokio::test]
+async fn readyz_is_unavailable_while_python_is_down() {
+    let state = AppState::new(&config(&refused_url().await, &[]));
+    let (status, _, body) = send(client_facing(state), get_request("/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json_body(&body)["status"], "unavailable");
+}
+
+/// Polls `/readyz` until it answers `expected` (or two seconds pass); returns the last status.
+async fn readyz_becomes(state: &AppState, expected: StatusCode) -> StatusCode {
+    let mut status = StatusCode::IM_A_TEAPOT;
+    for _ in 0..100 {
+        (status, _, _) = send(client_facing(state.clone()), get_request("/readyz")).await;
+        if status == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    status
+}
+
+#[tokio::test]
+async fn readyz_follows_the_probe_of_python_both_ways() {
+    // A Python whose /healthz can be switched between 200 and 503.
+    let healthy = Arc::new(AtomicBool::new(true));
+    let flag = Arc::clone(&healthy);
+    let python = Router::new().route(
+        "/healthz",
+        get(move || {
+            let healthy = flag.load(Ordering::SeqCst);
+            async move {
+                if healthy {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
+        }),
+    );
+    let url = spawn_tcp_upstream(python).await;
+    let state = AppState::new(&config(&url, &[("UPSTREAM_HEALTH_PATH", "/healthz")]));
+    let probe = tokio::spawn(health::watch_upstream(
+        Arc::clone(&state.upstream),
+        Duration::from_millis(20),
+    ));
+
+    let up = readyz_becomes(&state, StatusCode::OK).await;
+    healthy.store(false, Ordering::SeqCst);
+    let down = readyz_becomes(&state, StatusCode::SERVICE_UNAVAILABLE).await;
+    healthy.store(true, Ordering::SeqCst);
+    let back = readyz_becomes(&state, StatusCode::OK).await;
+    probe.abort();
+
+    assert_eq!(up, StatusCode::OK);
+    assert_eq!(down, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(back, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn readiness_takes_any_answer_below_500_from_the_health_path() {
+    // An adopted service may have no health route: its 404 still proves that it serves.
+    let python = Router::new().route(
+        "/status",
+        get(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+    );
+    let url = spawn_tcp_upstream(python).await;
+    let no_route = AppState::new(&config(&url, &[("UPSTREAM_HEALTH_PATH", "/nothing/here")]));
+    let failing = AppState::new(&config(&url, &[("UPSTREAM_HEALTH_PATH", "/status")]));
+    let timeout = Duration::from_secs(2);
+    assert_eq!(health::probe(&no_route.upstream, timeout).await, Ok(()));
+    assert_eq!(
+        health::probe(&failing.upstream, timeout).await,
+        Err("/status answered 500 Internal Server Error".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn proxy_works_without_connect_info() {
+    // Served without `into_make_service_with_connect_info`, the app still proxies; there is
+    // just no peer to add to X-Forwarded-For.
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let request = Request::get("/echo/plain")
+        .body(Body::empty())
+        .expect("a valid request");
+    let (status, _, body) = send(app(state), request).await;
+    assert!(status.is_success(), "{status}");
+    let echoed = json_body(&body);
+    assert!(echoed["headers"]["x-forwarded-for"].is_null(), "{echoed}");
+}
+
+#[tokio::test]
+async fn proxy_passes_the_request_through_and_strips_hop_by_hop_headers() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let request = Request::post("/echo/a%20b?x=1&x=2&y=%2F")
+        .header("host", "client.example")
+        .header("connection", "keep-alive")
+        .header("connection", "x-secret")
+        .header("x-secret", "must not reach python")
+        .header("keep-alive", "timeout=60")
+        .header("proxy-authorization", "Basic c2VjcmV0")
+        .header("te", "trailers")
+        .header("x-forwarded-for", "198.51.100.1")
+        .header("x-multi", "one")
+        .header("x-multi", "two")
+        .body(Body::from("hello python"))
+        .expect("a valid request");
+
+    let (status, headers, body) = send(client_facing(state), request).await;
+
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(header(&headers, "x-upstream"), Some("kept"));
+    assert_eq!(header(&headers, "keep-alive"), None);
+    assert_eq!(header(&headers, "proxy-authenticate"), None);
+    let echoed = json_body(&body);
+    assert_eq!(echoed["method"], "POST");
+    assert_eq!(echoed["uri"], "/echo/a%20b?x=1&x=2&y=%2F");
+    assert_eq!(echoed["body"], "hello python");
+    let seen = &echoed["headers"];
+    for stripped in [
+        "connection",
+        "x-secret",
+        "keep-alive",
+        "proxy-authorization",
+    ] {
+        assert!(seen.get(stripped).is_none(), "{stripped} reached python");
+    }
+    // The client takes trailers, so the api asks Python for them in its own name.
+    assert_eq!(seen["te"], json!(["trailers"]));
+    assert_eq!(seen["host"], json!(["client.example"]));
+    assert_eq!(seen["x-multi"], json!(["one", "two"]));
+    // The client is no trusted proxy: its X-Forwarded-For is replaced by its real address.
+    assert_eq!(seen["x-forwarded-for"], json!(["203.0.113.7"]));
+    assert_eq!(seen["x-forwarded-proto"], json!(["http"]));
+    assert_eq!(seen["x-forwarded-host"], json!(["client.example"]));
+    let id = header(&headers, "x-request-id").expect("a request id");
+    assert_eq!(id.len(), 32);
+    assert_eq!(seen["x-request-id"], json!([id]));
+}
+
+#[tokio::test]
+async fn proxy_streams_the_response_as_python_produces_it() {
+    let (sender, receiver) = mpsc::channel(1);
+    let chunks = Chunks(Arc::new(Mutex::new(Some(receiver))));
+    let url = spawn_tcp_upstream(python_stand_in().layer(Extension(chunks))).await;
+    let state = AppState::new(&config(&url, &[]));
+    let response = client_facing(state)
+        .oneshot(get_request("/stream"))
+        .await
+        .expect("the router is infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+
+    sender.send(Bytes::from("first")).await.expect("send");
+    let first = next_chunk(&mut body).await;
+    assert_eq!(first.as_deref(), Some(&b"first"[..]));
+    drop(sender);
+    assert_eq!(next_chunk(&mut body).await, None);
+}
+
+/// The next data chunk of `body`, failing the test if it takes more than a few seconds.
+async fn next_chunk(body: &mut Body) -> Option<Bytes> {
+    let frame = std::future::poll_fn(|cx| hyper::body::Body::poll_frame(Pin::new(&mut *body), cx));
+    tokio::time::timeout(Duration::from_secs(5), frame)
+        .await
+        .expect("a chunk in time")
+        .map(|frame| frame.expect("a frame").into_data().expect("a data frame"))
+}
+
+#[tokio::test]
+async fn unreachable_python_is_503_with_retry_after_and_turns_readyz_off() {
+    let state = AppState::new(&config(&refused_url().await, &[]));
+    state.upstream.set_ready(true);
+    let (status, headers, body) =
+        send(client_facing(state.clone()), get_request("/any/path")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&headers, "retry-after"), Some("1"));
+    let error = &json_body(&body)["error"];
+    assert_eq!(error["code"], "upstream_unavailable");
+    assert_eq!(
+        error["request_id"].as_str(),
+        header(&headers, "x-request-id")
+    );
+    assert!(!state.upstream.is_ready());
+}
+
+#[tokio::test]
+async fn slow_python_is_504() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[("UPSTREAM_TIMEOUT_MS", "100")]));
+    let (status, _, body) = send(client_facing(state), get_request("/slow")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(json_body(&body)["error"]["code"], "upstream_timeout");
+}
+
+#[tokio::test]
+async fn a_route_timeout_overrides_the_default() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let router = Router::new()
+        .route(
+            "/slow",
+            get(proxy::forward).layer(Extension(proxy::RouteSettings::new().timeout_ms(100))),
+        )
+        .with_state(state);
+    let started = std::time::Instant::now();
+    let (status, _, _) = send(with_client_address(router), get_request("/slow")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_route_upstream_path_maps_the_path_and_keeps_the_query() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let settings =
+        proxy::RouteSettings::new().upstream_path("/api/{id}/{*rest}", "/v1/{*rest}/{id}");
+    let router = Router::new()
+        .route(
+            "/api/{id}/{*rest}",
+            get(proxy::forward).layer(Extension(settings)),
+        )
+        .with_state(state);
+    let request = get_request("/api/a%20b/c/d?x=1&x=2");
+    let (status, _, body) = send(with_client_address(router), request).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(json_body(&body)["uri"], "/v1/c/d/a%20b?x=1&x=2");
+}
+
+#[tokio::test]
+async fn a_broken_python_response_is_502() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("local address"));
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.expect("accept");
+        socket.readable().await.expect("the request arrives");
+        let _ = socket.try_read(&mut [0; 4096]);
+        socket.writable().await.expect("writable");
+        let _ = socket.try_write(b"this is not HTTP\r\n\r\n");
+    });
+    let state = AppState::new(&config(&url, &[]));
+    let (status, _, body) = send(client_facing(state), get_request("/broken")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(json_body(&body)["error"]["code"], "bad_gateway");
+}
+
+#[tokio::test]
+async fn python_on_a_unix_socket_is_reached_too() {
+    let path = socket_path("unix-upstream");
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).expect("bind the socket");
+    tokio::spawn(async move { axum::serve(listener, python_stand_in()).await });
+    let state = AppState::new(&config(&format!("unix:{}", path.display()), &[]));
+    let request = Request::get("/echo?over=unix")
+        .header("host", "client.example")
+        .body(Body::empty())
+        .expect("a valid request");
+
+    let (status, _, body) = send(client_facing(state), request).await;
+
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(status, StatusCode::CREATED);
+    let echoed = json_body(&body);
+    assert_eq!(echoed["uri"], "/echo?over=unix");
+    assert_eq!(echoed["headers"]["host"], json!(["client.example"]));
+}
+
+#[tokio::test]
+async fn a_missing_unix_socket_is_503() {
+    let path = socket_path("missing");
+    let state = AppState::new(&config(&format!("unix:{}", path.display()), &[]));
+    let (status, headers, _) = send(client_facing(state), get_request("/anything")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&headers, "retry-after"), Some("1"));
+}
+
+/// A socket path unique to this test process, short enough for the 108-byte limit.
+fn socket_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("api-test-{}-{name}.sock", std::process::id()))
+}
+
+#[tokio::test]
+async fn forwarding_headers_pass_only_from_trusted_proxies() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let forwarded = |trusted: &str| {
+        Request::get("/echo/forwarded")
+            .header("host", "internal.example")
+            .header("x-forwarded-for", "198.51.100.1")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "public.example")
+            .header("forwarded", "for=198.51.100.1;proto=https")
+            .header("x-case", trusted)
+            .body(Body::empty())
+            .expect("a valid request")
+    };
+    let trusted = AppState::new(&config(&url, &[("TRUSTED_PROXIES", "203.0.113.0/24")]));
+    let (_, _, body) = send(client_facing(trusted), forwarded("trusted")).await;
+    let seen = &json_body(&body)["headers"];
+    assert_eq!(
+        seen["x-forwarded-for"],
+        json!(["198.51.100.1, 203.0.113.7"])
+    );
+    assert_eq!(seen["x-forwarded-proto"], json!(["https"]));
+    assert_eq!(seen["x-forwarded-host"], json!(["public.example"]));
+    assert_eq!(seen["forwarded"], json!(["for=198.51.100.1;proto=https"]));
+
+    let untrusted = AppState::new(&config(&url, &[("TRUSTED_PROXIES", "10.0.0.0/8")]));
+    let (_, _, body) = send(client_facing(untrusted), forwarded("untrusted")).await;
+    let seen = &json_body(&body)["headers"];
+    assert_eq!(seen["x-forwarded-for"], json!(["203.0.113.7"]));
+    assert_eq!(seen["x-forwarded-proto"], json!(["http"]));
+    assert_eq!(seen["x-forwarded-host"], json!(["internal.example"]));
+    assert!(seen.get("forwarded").is_none(), "{seen}");
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_declared_or_streamed() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[("MAX_BODY_BYTES", "10")]));
+    let declared = Request::post("/echo/upload")
+        .body(Body::from("eleven byte"))
+        .expect("a valid request");
+    let (status, headers, body) = send(client_facing(state.clone()), declared).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(json_body(&body)["error"]["code"], "payload_too_large");
+    assert!(header(&headers, "x-request-id").is_some());
+
+    // No Content-Length: the limit is found while the body streams to Python.
+    let (sender, receiver) = mpsc::channel(4);
+    for chunk in ["0123456789", "0123456789"] {
+        sender.send(Bytes::from(chunk)).await.expect("queued");
+    }
+    drop(sender);
+    let streamed = Request::post("/echo/upload")
+        .body(Body::new(ChannelBody(receiver)))
+        .expect("a valid request");
+    let (status, _, body) = send(client_facing(state.clone()), streamed).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(json_body(&body)["error"]["code"], "payload_too_large");
+
+    let small = Request::post("/echo/upload")
+        .body(Body::from("ten bytes!"))
+        .expect("a valid request");
+    let (status, _, body) = send(client_facing(state.clone()), small).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(json_body(&body)["body"], "ten bytes!");
+    let metrics = state.metrics.render(false);
+    assert!(
+        metrics.contains("api_upstream_errors_total{kind=\"body_too_large\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_full_upstream_answers_503_instead_of_queueing() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[("UPSTREAM_MAX_CONCURRENCY", "1")]));
+    let busy = tokio::spawn(send(client_facing(state.clone()), get_request("/slow")));
+    // Until the slow request holds the only slot, a probe could take it instead.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !busy.is_finished(),
+        "the slow request is still waiting for Python"
+    );
+    let mut answer = None;
+    for _ in 0..100 {
+        let (status, headers, body) = send(client_facing(state.clone()), get_request("/x")).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            answer = Some((headers, body));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (headers, body) = answer.expect("a second request finds the only slot taken");
+    assert_eq!(json_body(&body)["error"]["code"], "upstream_overloaded");
+    assert_eq!(header(&headers, "retry-after"), Some("1"));
+    busy.abort();
+}
+
+#[tokio::test]
+async fn traceparent_reaches_python_with_the_api_as_parent() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let request = Request::get("/echo/traced")
+        .header("traceparent", incoming)
+        .header("tracestate", "vendor=1")
+        .body(Body::empty())
+        .expect("a valid request");
+    let (_, _, body) = send(client_facing(state.clone()), request).await;
+    let seen = &json_body(&body)["headers"];
+    let sent = seen["traceparent"][0].as_str().expect("a traceparent");
+    assert!(
+        sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{sent}"
+    );
+    assert!(sent.ends_with("-01") && sent != incoming, "{sent}");
+    assert_eq!(seen["tracestate"], json!(["vendor=1"]));
+
+    let (_, _, body) = send(client_facing(state), get_request("/echo/untraced")).await;
+    let started = json_body(&body)["headers"]["traceparent"][0]
+        .as_str()
+        .expect("a traceparent for every request")
+        .to_owned();
+    assert_eq!(started.len(), 55, "{started}");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_mode() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    send(client_facing(state.clone()), get_request("/no/route")).await;
+    let metrics = state.metrics.render(false);
+    for line in [
+        "api_requests_total{route=\"fallback\",mode=\"proxy\",status=\"2xx\"} 1",
+        "api_request_duration_seconds_count{route=\"fallback\",mode=\"proxy\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+}
+
+/// Serves the app the way `main` does, on a loopback port; returns its address.
+async fn spawn_api(state: AppState) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("local address");
+    let app = app(state);
+    let forever = std::future::pending::<()>();
+    tokio::spawn(server::serve(
+        listener,
+        app,
+        Duration::from_secs(5),
+        forever,
+    ));
+    address
+}
+
+/// Reads from `stream` until `needle` has arrived; returns everything read.
+async fn read_until(stream: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let mut buffer = [0; 4096];
+    while !seen.windows(needle.len()).any(|w| w == needle) {
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("more bytes in time")
+            .expect("a readable connection");
+        assert!(
+            read > 0,
+            "closed before {needle:?}: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buffer[..read]);
+    }
+    seen
+}
+
+#[tokio::test]
+async fn upgrades_are_tunnelled_both_ways() {
+    // A Python that accepts any upgrade, then echoes bytes.
+    let python = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", python.local_addr().expect("local address"));
+    let asked = Arc::new(Mutex::new(String::new()));
+    let seen = Arc::clone(&asked);
+    tokio::spawn(async move {
+        let (mut socket, _) = python.accept().await.expect("accept");
+        let head = read_until(&mut socket, b"\r\n\r\n").await;
+        *seen.lock().expect("not poisoned") = String::from_utf8_lossy(&head).to_lowercase();
+        let switch = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\nsec-websocket-protocol: chat\r\n\r\n";
+        socket.write_all(switch).await.expect("write");
+        let mut buffer = [0; 1024];
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => socket.write_all(&buffer[..read]).await.expect("echo"),
+            }
+        }
+    });
+    let api = spawn_api(AppState::new(&config(&url, &[]))).await;
+    let mut client = TcpStream::connect(api).await.expect("connect");
+    client
+        .write_all(b"GET /tunnel HTTP/1.1\r\nhost: api\r\nconnection: keep-alive, Upgrade\r\nupgrade: echo\r\nsec-websocket-protocol: chat, other\r\n\r\n")
+        .await
+        .expect("write");
+    let head = String::from_utf8_lossy(&read_until(&mut client, b"\r\n\r\n").await).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("upgrade: echo") && head.contains("sec-websocket-protocol: chat"),
+        "{head}"
+    );
+    let asked = asked.lock().expect("not poisoned").clone();
+    assert!(
+        asked.contains("upgrade: echo") && asked.contains("connection: upgrade"),
+        "{asked}"
+    );
+    assert!(
+        asked.contains("sec-websocket-protocol: chat, other"),
+        "{asked}"
+    );
+    for message in [&b"ping"[..], &[0, 159, 255, 1][..]] {
+        client.write_all(message).await.expect("write");
+        assert_eq!(read_until(&mut client, message).await, message);
+    }
+}
+
+/// A body of one chunk and then trailers.
+struct WithTrailers(Option<Frame<Bytes>>, Option<HeaderMap>);
+
+impl hyper::body::Body for WithTrailers {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let frame = match self.0.take() {
+            Some(data) => Some(data),
+            None => self.1.take().map(Frame::trailers),
+        };
+        Poll::Ready(frame.map(Ok))
+    }
+}
+
+#[tokio::test]
+async fn trailers_reach_a_client_that_takes_them() {
+    let python = Router::new().route(
+        "/trailers",
+        get(|| async {
+            let mut trailers = HeaderMap::new();
+            trailers.insert("x-checksum", "abc123".parse().expect("a header value"));
+            let body = WithTrailers(Some(Frame::data(Bytes::from("data"))), Some(trailers));
+            ([("trailer", "x-checksum")], Body::new(body))
+        }),
+    );
+    let url = spawn_tcp_upstream(python).await;
+    let api = spawn_api(AppState::new(&config(&url, &[]))).await;
+    let mut client = TcpStream::connect(api).await.expect("connect");
+    client
+        .write_all(b"GET /trailers HTTP/1.1\r\nhost: api\r\nte: trailers\r\n\r\n")
+        .await
+        .expect("write");
+    // Times out (and fails) unless the trailer arrives after the last chunk.
+    let response = read_until(&mut client, b"\r\n0\r\nx-checksum: abc123\r\n").await;
+    let response = String::from_utf8_lossy(&response).to_lowercase();
+    assert!(response.contains("trailer: x-checksum"), "{response}");
+}

@@ -1,0 +1,1 @@
+"""Bookshop: a small book catalogue with ISBN checks and shipping quotes."""
