@@ -15,12 +15,7 @@ pub fn problems(project: &Project) -> Vec<String> {
     let routes = &project.manifest.routes;
     let routes_rs =
         fs::read_to_string(project.root.join("crates/api/src/routes.rs")).unwrap_or_default();
-    let mut router = matchit::Router::new();
-    for reserved in route::RESERVED_PATHS {
-        router
-            .insert(reserved, ())
-            .expect("the reserved paths do not conflict");
-    }
+    let mut router = route::router_with_reserved_paths();
     for (index, declared) in routes.iter().enumerate() {
         let shown = format!(
             "`{} {}`",

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use regex::Regex;
 
@@ -40,6 +41,16 @@ const TEST_REQUIREMENTS: &[&str] = &[
 ];
 /// pyproject.toml extras that usually hold test dependencies.
 const TEST_EXTRAS: &[&str] = &["test", "tests", "dev"];
+/// A module name's component.
+static IDENTIFIER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").expect("valid regex"));
+/// A top-level assignment from a call: `name[: type] = callee(`.
+static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?m)^([A-Za-z_][A-Za-z0-9_]*)\s*(?::\s*[A-Za-z_][\w.\[\], ]*)?=\s*([A-Za-z_][\w.]*)\(",
+    )
+    .expect("valid regex")
+});
 /// How deep below the project root modules are searched.
 const MAX_DEPTH: usize = 6;
 /// Paths a health route is usually served under, most specific first.
@@ -343,20 +354,15 @@ fn module_name(relative: &Path, src_layout: bool) -> Option<(String, String)> {
     if parts.last().is_some_and(|p| p == "__init__") {
         parts.pop();
     }
-    let identifier = Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").expect("valid regex");
-    (!parts.is_empty() && parts.iter().all(|p| identifier.is_match(p)))
+    (!parts.is_empty() && parts.iter().all(|p| IDENTIFIER.is_match(p)))
         .then(|| (parts.join("."), app_dir))
 }
 
 /// Top-level assignments of an app object in one module's source: `(interface, attribute,
 /// what made it)`. `dependencies` (lowercased) tells which framework a factory belongs to.
 fn find_apps(source: &str, dependencies: &str) -> Vec<(Interface, String, String)> {
-    let assignment = Regex::new(
-        r"(?m)^([A-Za-z_][A-Za-z0-9_]*)\s*(?::\s*[A-Za-z_][\w.\[\], ]*)?=\s*([A-Za-z_][\w.]*)\(",
-    )
-    .expect("valid regex");
     let mut found = Vec::new();
-    for captures in assignment.captures_iter(source) {
+    for captures in ASSIGNMENT.captures_iter(source) {
         let attribute = captures[1].to_owned();
         let callee = &captures[2];
         let last = callee.rsplit('.').next().unwrap_or(callee);

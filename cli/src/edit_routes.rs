@@ -437,12 +437,7 @@ fn module_prefix(segments: &[Segment]) -> String {
 
 /// Refuses a path that axum would refuse next to the declared ones (matchit 0.8.4).
 fn check_conflicts(manifest: &Manifest, path: &str, shown: &str) -> Result<()> {
-    let mut router = matchit::Router::new();
-    for reserved in route::RESERVED_PATHS {
-        router
-            .insert(reserved, ())
-            .expect("the reserved paths do not conflict");
-    }
+    let mut router = route::router_with_reserved_paths();
     for declared in &manifest.routes {
         if declared.path != path {
             // Conflicts among declared routes are the build's to report.

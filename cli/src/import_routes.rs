@@ -378,13 +378,8 @@ fn looks_like_yaml(shown: &str, text: &str) -> bool {
 /// Refuses the import unless axum can route every path: each one valid in axum 0.8's syntax,
 /// and none conflicting with another or with a declared route (matchit 0.8.4, as axum).
 fn check_routable(operations: &Operations, manifest: &Manifest, shown: &str) -> Result<()> {
-    let mut router = matchit::Router::new();
+    let mut router = route::router_with_reserved_paths();
     let mut origin = std::collections::HashMap::new();
-    for reserved in route::RESERVED_PATHS {
-        router
-            .insert(reserved, ())
-            .expect("the reserved paths do not conflict");
-    }
     for declared in &manifest.routes {
         // Conflicts among declared routes are the build's (and `rspy check`'s) to report.
         if router.insert(declared.path.as_str(), ()).is_ok() {

@@ -79,7 +79,6 @@ pub fn run(args: &InitArgs, exe: &Path) -> Result<String> {
     let (moved, kept) = sort_entries(&root)?;
     let findings = detect::inspect(&root, &moved)?;
     let name = project_name(args, &root)?;
-    name::validate(&name)?;
     let port = python_port(args)?;
     let transport = args.transport.unwrap_or(Transport::Tcp);
     let socket = format!("/tmp/{name}-python.sock");
@@ -234,6 +233,7 @@ fn sort_entries(root: &Path) -> Result<(Vec<String>, Kept)> {
 
 fn project_name(args: &InitArgs, root: &Path) -> Result<String> {
     if let Some(name) = &args.name {
+        name::validate(name)?;
         return Ok(name.clone());
     }
     let last = root

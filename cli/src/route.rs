@@ -7,6 +7,18 @@ use crate::manifest::Method;
 /// Paths the generated api serves itself.
 pub const RESERVED_PATHS: [&str; 2] = ["/livez", "/readyz"];
 
+/// A router like the api's before any route is added: holding the paths it serves itself.
+/// Conflict checks insert paths into it, as axum would.
+pub fn router_with_reserved_paths() -> matchit::Router<()> {
+    let mut router = matchit::Router::new();
+    for reserved in RESERVED_PATHS {
+        router
+            .insert(reserved, ())
+            .expect("the reserved paths do not conflict");
+    }
+    router
+}
+
 /// Rust's strict and reserved keywords (2024 edition).
 pub const RUST_KEYWORDS: &[&str] = &[
     "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use support::generated::{Supervisor, check, free_port, shared_target, wait_for};
 use support::http::get;
-use support::{repo_root, rspy_ok, run_in, snapshot};
+use support::{copy_tree, repo_root, rspy_ok, run_in, snapshot};
 use tempfile::TempDir;
 
 /// Files of the mid-migration example that the migration itself wrote or changed; every other
@@ -29,26 +29,6 @@ fn changed_by_the_migration(path: &str) -> bool {
         || path.starts_with("crates/api/src/routes")
         || path == "crates/api/Cargo.toml"
         || path == "crates/api/tests/native.rs"
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if ["target", ".venv", "__pycache__", ".pytest_cache"]
-            .iter()
-            .any(|skip| name == *skip)
-        {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// The legacy suite, run from `suite_dir` against `base_url`; fails the test unless it passes.

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use support::{Outcome, assert_golden, assert_refused, refusal, repo_root, rspy, run_in, snapshot};
+use support::{
+    Outcome, assert_golden, assert_refused, copy_tree, refusal, repo_root, rspy, run_in, snapshot,
+};
 use tempfile::TempDir;
 
 /// Generated files kept whole as golden snapshots; the rest of the tree is checked by listing.
@@ -37,19 +39,6 @@ fn fixture(name: &str) -> (TempDir, PathBuf) {
         &project,
     );
     (dir, project)
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn init(dir: &Path, args: &[&str]) -> Outcome {

@@ -146,6 +146,28 @@ fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
     }
 }
 
+/// Copies the folder `from` to `to` (created), dotfiles included, leaving out build output,
+/// virtual environments and caches.
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if ["target", ".venv", "__pycache__", ".pytest_cache"]
+            .iter()
+            .any(|skip| name == *skip)
+        {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 /// Compares `actual` with the golden file `tests/golden/<name>`; with `RSPY_BLESS=1` in the
 /// environment, rewrites the golden file instead.
 pub fn assert_golden(name: &str, actual: &str) {
