@@ -4,7 +4,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long connecting, and then each read or write, may take.
@@ -49,24 +49,23 @@ impl Target {
         Self::from_parts(authority, path)
     }
 
-    /// The manifest's `[upstream] url` (`http://host:port` or `unix:/path.sock`), asked for
-    /// `path`.
-    pub fn from_upstream(url: &str, path: &str) -> Result<Self, String> {
+    /// The manifest's `[upstream] url` (`http://host:port` or `unix:path/to.sock`), asked for
+    /// `path`. A relative socket path starts at `root`, the project root: the api's working
+    /// directory under supervisord.
+    pub fn from_upstream(url: &str, path: &str, root: &Path) -> Result<Self, String> {
         if let Some(socket) = url.strip_prefix("unix:") {
-            if !socket.starts_with('/') {
-                return Err(
-                    "the socket path must be absolute, like `unix:/tmp/python.sock`".into(),
-                );
+            if socket.is_empty() || socket.ends_with('/') {
+                return Err("expected a socket file's path, like `unix:run/python.sock`".into());
             }
             return Ok(Self {
-                address: Address::Unix(PathBuf::from(socket)),
+                address: Address::Unix(root.join(socket)),
                 path: path.to_owned(),
             });
         }
         let authority = url
             .strip_prefix("http://")
             .map(|rest| rest.strip_suffix('/').unwrap_or(rest))
-            .ok_or("expected `http://host:port` or `unix:/path.sock`")?;
+            .ok_or("expected `http://host:port` or `unix:path/to.sock`")?;
         if authority.contains('/') {
             return Err("expected a bare `http://host:port`, without a path".into());
         }
@@ -353,14 +352,21 @@ mod tests {
             let error = Target::from_http_url(bad).unwrap_err();
             assert!(error.contains(needle), "{bad}: {error}");
         }
-        let upstream = Target::from_upstream("http://127.0.0.1:8000/", "/openapi.json").unwrap();
+        let root = Path::new("/srv/shop");
+        let upstream =
+            Target::from_upstream("http://127.0.0.1:8000/", "/openapi.json", root).unwrap();
         assert_eq!(upstream.address, tcp("127.0.0.1", 8000));
         assert_eq!(upstream.path, "/openapi.json");
-        let unix = Target::from_upstream("unix:/tmp/py.sock", "/openapi.json").unwrap();
-        assert_eq!(unix.address, Address::Unix(PathBuf::from("/tmp/py.sock")));
-        assert!(Target::from_upstream("unix:py.sock", "/").is_err());
-        assert!(Target::from_upstream("http://h:1/base", "/").is_err());
-        assert!(Target::from_upstream("ftp://h", "/").is_err());
+        for (url, socket) in [
+            ("unix:/tmp/py.sock", "/tmp/py.sock"),
+            ("unix:run/python.sock", "/srv/shop/run/python.sock"),
+        ] {
+            let unix = Target::from_upstream(url, "/openapi.json", root).unwrap();
+            assert_eq!(unix.address, Address::Unix(PathBuf::from(socket)), "{url}");
+        }
+        for bad in ["unix:", "unix:run/", "http://h:1/base", "ftp://h"] {
+            assert!(Target::from_upstream(bad, "/", root).is_err(), "{bad}");
+        }
     }
 
     #[test]

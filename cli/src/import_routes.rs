@@ -7,6 +7,7 @@
 //! already declared are kept as they are.
 
 use std::fmt::{self, Write as _};
+use std::path::Path;
 
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -45,7 +46,11 @@ const MAX_REFS: usize = 8;
 /// Runs `rspy import-routes`.
 pub fn run(args: &ImportRoutesArgs) -> Result<()> {
     let project = crate::current_project()?;
-    let source = Source::new(args.source.as_deref(), &project.manifest.upstream.url)?;
+    let source = Source::new(
+        args.source.as_deref(),
+        &project.manifest.upstream.url,
+        &project.root,
+    )?;
     let shown = source.to_string();
     let text = source.read()?;
     let operations = operations(&text, &shown).map_err(Error::Refused)?;
@@ -67,9 +72,9 @@ enum Source {
 }
 
 impl Source {
-    fn new(argument: Option<&str>, upstream: &str) -> Result<Self> {
+    fn new(argument: Option<&str>, upstream: &str, root: &Path) -> Result<Self> {
         let Some(argument) = argument else {
-            let target = Target::from_upstream(upstream, DOCUMENT_PATH).map_err(|reason| {
+            let target = Target::from_upstream(upstream, DOCUMENT_PATH, root).map_err(|reason| {
                 Error::Refused(format!(
                     "cannot fetch the OpenAPI document from the Python service: {FILE_NAME}'s `[upstream] url` `{upstream}` is not usable ({reason}); \
                      fix it, or pass the document as a file: `rspy import-routes openapi.json`"

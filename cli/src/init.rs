@@ -27,6 +27,9 @@ const SERVICE_DIR: &str = "python";
 const KEPT_AT_ROOT: &[&str] = &[".git", ".github"];
 /// The Python port unless `--python-port` says otherwise.
 const DEFAULT_PYTHON_PORT: u16 = 8000;
+/// With the unix transport, where the service listens, from python/ (its working directory):
+/// run/python.sock at the project root, the template's `[upstream] url`.
+const SOCKET: &str = "../run/python.sock";
 
 /// What `rspy init` does to a project, worked out before anything is written.
 struct Adoption {
@@ -81,9 +84,7 @@ pub fn run(args: &InitArgs, exe: &Path) -> Result<String> {
     let name = project_name(args, &root)?;
     let port = python_port(args)?;
     let transport = args.transport.unwrap_or(Transport::Tcp);
-    let socket = format!("/tmp/{name}-python.sock");
-    let (command, command_source, server) =
-        start_command(args, &findings, transport, port, &socket)?;
+    let (command, command_source, server) = start_command(args, &findings, transport, port)?;
     let install = install_arguments(&findings.dependencies, server);
 
     let mut values = BTreeMap::new();
@@ -279,11 +280,10 @@ fn start_command(
     findings: &Findings,
     transport: Transport,
     port: u16,
-    socket: &str,
 ) -> Result<(String, String, Option<&'static str>)> {
     let address = match transport {
         Transport::Tcp => format!("127.0.0.1:{port}"),
-        Transport::Unix => format!("the Unix socket {socket}"),
+        Transport::Unix => format!("the Unix socket {SOCKET} (seen from python/, where it starts)"),
     };
     if let Some(command) = &args.python_cmd {
         let command = command.trim();
@@ -299,7 +299,7 @@ fn start_command(
         Transport::Tcp => {
             format!("--python-cmd \"python -m uvicorn main:app --host 127.0.0.1 --port {port}\"")
         }
-        Transport::Unix => format!("--python-cmd \"python -m uvicorn main:app --uds {socket}\""),
+        Transport::Unix => format!("--python-cmd \"python -m uvicorn main:app --uds {SOCKET}\""),
     };
     let app = match findings.apps.as_slice() {
         [app] => app,
@@ -326,12 +326,12 @@ fn start_command(
         (Interface::Asgi, Transport::Tcp) => {
             format!("python -m uvicorn {target} --host 127.0.0.1 --port {port}")
         }
-        (Interface::Asgi, Transport::Unix) => format!("python -m uvicorn {target} --uds {socket}"),
+        (Interface::Asgi, Transport::Unix) => format!("python -m uvicorn {target} --uds {SOCKET}"),
         (Interface::Wsgi, Transport::Tcp) => {
             format!("python -m gunicorn --bind 127.0.0.1:{port} {target}")
         }
         (Interface::Wsgi, Transport::Unix) => {
-            format!("python -m gunicorn --bind unix:{socket} {target}")
+            format!("python -m gunicorn --bind unix:{SOCKET} {target}")
         }
     };
     let command = match (app.app_dir.as_str(), app.interface) {

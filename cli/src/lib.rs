@@ -181,7 +181,7 @@ fn spinner(message: &str) -> indicatif::ProgressBar {
 fn next_steps(created: &new::Created) -> String {
     let path = created.path.display();
     let python = if created.values["transport"] == "unix" {
-        format!("on the Unix socket /tmp/{}-python.sock", created.name)
+        "on the Unix socket run/python.sock".to_owned()
     } else {
         format!("on 127.0.0.1:{}", created.values["python_port"])
     };

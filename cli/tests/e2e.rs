@@ -7,8 +7,10 @@
 
 mod support;
 
-use std::fs;
-use std::path::PathBuf;
+use std::fs::{self, Permissions};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,64 @@ fn listening_addresses(port: u16) -> Vec<String> {
     addresses
 }
 
+/// The socket is a socket, in a folder that only its owner may enter; when the test runs as
+/// root (as CI does), another user (`nobody`) is refused by the kernel when connecting, while
+/// reading a file of the project beside it works.
+fn only_the_owner_reaches(socket: &Path, project: &Path, context: &dyn Fn(&str) -> String) {
+    let kind = fs::metadata(socket).map(|m| m.file_type().is_socket());
+    assert!(
+        matches!(kind, Ok(true)),
+        "{}",
+        context(&format!("{} is not a socket", socket.display()))
+    );
+    let folder = fs::metadata(socket.parent().unwrap()).unwrap();
+    assert_eq!(
+        folder.permissions().mode() & 0o777,
+        0o700,
+        "{} is open to others",
+        socket.parent().unwrap().display()
+    );
+    if !is_root() {
+        eprintln!("not root: skipped connecting to the socket as another user");
+        return;
+    }
+    let as_nobody = |code: &str, path: &Path| {
+        Command::new("runuser")
+            .args(["-u", "nobody", "--", "python3", "-c", code])
+            .arg(path)
+            .output()
+            .expect("runuser")
+    };
+    let read = as_nobody(
+        "import sys; open(sys.argv[1]).read()",
+        &project.join("rspy.toml"),
+    );
+    assert!(read.status.success(), "nobody reads rspy.toml: {read:?}");
+    let connect = as_nobody(
+        "import socket, sys\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         try:\n    s.connect(sys.argv[1])\n\
+         except PermissionError:\n    sys.exit(3)",
+        socket,
+    );
+    assert_eq!(
+        connect.status.code(),
+        Some(3),
+        "another user is refused the socket: {connect:?}"
+    );
+}
+
+/// Whether the tests run as root (user id 0), read from /proc: no libc call needed.
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next())
+            == Some("0")
+    })
+}
+
 fn alive(pid: u32) -> bool {
     // A zombie has exited; only its parent has not reaped it yet.
     fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
@@ -58,12 +118,18 @@ fn generated_service_builds_checks_and_runs_under_supervisord() {
 
 #[test]
 fn unix_socket_transport_runs_under_supervisord() {
-    // The socket lives at /tmp/<name>-python.sock: a name of its own per run. And the longest
-    // name rspy accepts, so the formatters' layout is checked where names could change it.
-    let prefix = format!("e2e-sock-{}-", std::process::id());
-    let name = format!("{prefix}{}", "x".repeat(64 - prefix.len()));
+    // The longest name rspy accepts, so the formatters' layout is checked where names could
+    // change it; the socket path (run/python.sock) does not depend on it.
+    let name = format!("e2e-sock-{}", "x".repeat(64 - "e2e-sock-".len()));
     let mut service = Service::new(&name, &["--transport", "unix"]);
-    service.socket = Some(PathBuf::from(format!("/tmp/{name}-python.sock")));
+    service.socket = Some(service.project.join("run/python.sock"));
+    // The temporary folder is 0700: open it as a home folder would be, so that only the
+    // socket's own folder stands between other users and Python.
+    fs::set_permissions(
+        service.project.parent().unwrap(),
+        Permissions::from_mode(0o755),
+    )
+    .unwrap();
     service.check("cargo", &["fmt", "--all", "--check"]);
     service.install();
     service.check(".venv/bin/ruff", &["format", "--check", "python"]);
@@ -405,13 +471,7 @@ impl Service {
             r.status == 200
         });
         if let Some(socket) = &self.socket {
-            use std::os::unix::fs::FileTypeExt;
-            let kind = fs::metadata(socket).map(|m| m.file_type().is_socket());
-            assert!(
-                matches!(kind, Ok(true)),
-                "{}",
-                context(&format!("{} is not a socket", socket.display()))
-            );
+            only_the_owner_reaches(socket, &self.project, &context);
         }
         if let Some(port) = self.python_port {
             assert_eq!(

@@ -190,13 +190,13 @@ fn the_unix_transport_and_a_src_layout_reach_the_command() {
     let supervisord = fs::read_to_string(project.join("deploy/supervisord.conf")).unwrap();
     assert!(
         supervisord.contains(
-            "command=python -m gunicorn --bind unix:/tmp/legacy-web-python.sock wsgi:app\n"
+            "exec \"$0\" \"$@\"' python -m gunicorn --bind unix:../run/python.sock wsgi:app\n"
         ),
-        "{supervisord}"
+        "the socket's folder is made, then gunicorn started: {supervisord}"
     );
     let manifest = fs::read_to_string(project.join("rspy.toml")).unwrap();
     assert!(
-        manifest.contains("url = \"unix:/tmp/legacy-web-python.sock\""),
+        manifest.contains("url = \"unix:run/python.sock\""),
         "{manifest}"
     );
 

@@ -76,7 +76,7 @@ fn unix_transport_changes_the_upstream_and_supervisord() {
         let contents = fs::read_to_string(project.join(file)).unwrap();
         assert_golden(&format!("new/sock-svc/{file}.snap"), &contents);
         assert!(
-            contents.contains("/tmp/sock-svc-python.sock"),
+            contents.contains("run/python.sock"),
             "{file} names the socket"
         );
     }

@@ -44,7 +44,7 @@ fn json_lists_every_route_with_its_settings() {
     assert_golden("routes/unix.json", &out.stdout);
     assert!(
         out.stdout
-            .contains("\"upstream\": \"unix:/tmp/demo-python.sock\""),
+            .contains("\"upstream\": \"unix:run/python.sock\""),
         "{}",
         out.stdout
     );

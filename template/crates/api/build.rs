@@ -174,7 +174,7 @@ fn validate_upstream_url(url: &str) -> Result<(), String> {
         .map_err(|problem| {
             format!(
                 "[upstream] url `{url}`: {problem}; \
-                 use `http://127.0.0.1:PORT` or `unix:/path/to.sock`"
+                 use `http://127.0.0.1:PORT` or `unix:run/python.sock`"
             )
         })
 }

@@ -250,11 +250,15 @@ mod tests {
             tcp.upstream,
             UpstreamAddr::Tcp(Authority::from_static("127.0.0.1:9000"))
         );
-        let unix = config(&[("UPSTREAM_URL", "unix:/tmp/py.sock")]).expect("valid");
-        assert_eq!(
-            unix.upstream,
-            UpstreamAddr::Unix(PathBuf::from("/tmp/py.sock"))
-        );
+        for path in ["/tmp/py.sock", "run/python.sock", "../run/py.sock"] {
+            let unix = config(&[("UPSTREAM_URL", &format!("unix:{path}"))]).expect("valid");
+            assert_eq!(unix.upstream, UpstreamAddr::Unix(PathBuf::from(path)));
+        }
+        let long = format!("unix:/{}", "s".repeat(107));
+        for bad in ["unix:", "unix:run/", long.as_str()] {
+            let err = config(&[("UPSTREAM_URL", bad)]).expect_err("not a socket path");
+            assert!(err.to_string().contains(bad), "{err}");
+        }
     }
 
     #[test]

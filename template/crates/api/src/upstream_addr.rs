@@ -6,12 +6,18 @@ use std::{fmt, path::PathBuf, str::FromStr};
 
 use http::uri::Authority;
 
+/// The longest socket path Linux accepts (`sun_path` holds 108 bytes, NUL included).
+const MAX_SOCKET_PATH: usize = 107;
+
 /// Where the Python service listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamAddr {
     /// `http://host:port`: plain HTTP/1.1 over TCP, normally on loopback.
     Tcp(Authority),
-    /// `unix:/path.sock`: HTTP/1.1 over a Unix domain socket (uvicorn `--uds`).
+    /// `unix:run/python.sock`: HTTP/1.1 over a Unix domain socket (uvicorn `--uds`). A
+    /// relative path is taken from the api's working directory, the project root under
+    /// supervisord and `cargo run`; it also keeps the path under the kernel's 107-byte limit
+    /// wherever the project lives.
     Unix(PathBuf),
 }
 
@@ -20,16 +26,22 @@ impl FromStr for UpstreamAddr {
 
     fn from_str(url: &str) -> Result<Self, Self::Err> {
         if let Some(path) = url.strip_prefix("unix:") {
-            return if path.starts_with('/') {
-                Ok(Self::Unix(PathBuf::from(path)))
+            return if path.is_empty() || path.ends_with('/') || path.contains('\0') {
+                Err("expected a socket file's path, e.g. `unix:run/python.sock`".to_owned())
+            } else if path.len() > MAX_SOCKET_PATH {
+                Err(format!(
+                    "the socket path is {} bytes, over the {MAX_SOCKET_PATH} a Unix socket \
+                     allows; use a shorter or a relative path",
+                    path.len()
+                ))
             } else {
-                Err("the socket path must be absolute, e.g. `unix:/tmp/python.sock`".to_owned())
+                Ok(Self::Unix(PathBuf::from(path)))
             };
         }
         let authority = url
             .strip_prefix("http://")
             .map(|rest| rest.strip_suffix('/').unwrap_or(rest))
-            .ok_or("expected `http://host:port` or `unix:/path.sock`")?;
+            .ok_or("expected `http://host:port` or `unix:path/to.sock`")?;
         match authority.parse::<Authority>() {
             Ok(parsed) if parsed.as_str() == authority && !authority.contains('@') => {
                 Ok(Self::Tcp(parsed))
