@@ -117,6 +117,7 @@ fn gateway(transport: Transport) {
     let started = Instant::now();
     differential(&direct, &via_api);
     streaming(&via_api);
+    http2_clients(&direct, &via_api, &project.root);
     websocket(&direct, "direct", &python_log, tag);
     websocket(&via_api, "api", &python_log, tag);
     request_id_and_traceparent(&via_api, &python_log, tag);
@@ -929,6 +930,104 @@ fn streaming(api: &Target) {
     );
 }
 
+/// An HTTP/2 client (curl, h2c with prior knowledge) reaches Python over HTTP/1.1: the
+/// `:authority` becomes Host and X-Forwarded-Host, repeated headers, the raw path, the query
+/// and a 100 kB body pass as an HTTP/1.1 client's do (compared with the same request sent
+/// straight to Python), the answer comes back over HTTP/2, and an event stream arrives as
+/// Python produces it.
+fn http2_clients(direct: &Target, api: &Target, scratch: &Path) {
+    let Target::Tcp(port) = api else {
+        unreachable!("the api listens on TCP")
+    };
+    let authority = format!("127.0.0.1:{port}");
+    let path = "/probe/echo/h2/a%2Fb?x=1&x=2";
+    let body = pattern(100_000);
+    let body_file = scratch.join("h2-body.bin");
+    fs::write(&body_file, &body).unwrap();
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "--http2-prior-knowledge"])
+        .args(["--dump-header", "-", "--data-binary"])
+        .arg(format!("@{}", body_file.display()))
+        .args(["-H", "Content-Type: application/octet-stream"])
+        .args(["-H", "X-Multi: one", "-H", "X-Multi: two"])
+        .arg(format!("http://{authority}{path}"))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "curl: {out:?}");
+    let (head, json_body) = text.split_once("\r\n\r\n").expect("headers, then the body");
+    assert!(
+        head.starts_with("HTTP/2 200"),
+        "answered over HTTP/2: {head}"
+    );
+    let seen: Value = serde_json::from_str(json_body).expect("the echo's JSON");
+    let mut via_h2 = BTreeMap::new();
+    for pair in seen["headers"].as_array().unwrap() {
+        let name = pair[0].as_str().unwrap().to_owned();
+        via_h2
+            .entry(name)
+            .or_insert_with(Vec::new)
+            .push(pair[1].as_str().unwrap().to_owned());
+    }
+    for (name, want) in [
+        ("host", vec![authority.clone()]),
+        ("x-forwarded-host", vec![authority.clone()]),
+        ("x-multi", vec!["one".to_owned(), "two".to_owned()]),
+    ] {
+        assert_eq!(via_h2.get(name), Some(&want), "{name}: {via_h2:?}");
+    }
+    let request = build_request(
+        "POST",
+        path,
+        &[
+            ("Host", &authority),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        Some(&body),
+    );
+    let straight = json(&exchange(direct, &request).unwrap());
+    for field in ["method", "raw_path", "query", "body_length", "body_sha256"] {
+        assert_eq!(
+            seen[field], straight[field],
+            "{field} over HTTP/2 and straight"
+        );
+    }
+
+    let mut events = Command::new("curl")
+        .args(["--silent", "--http2-prior-knowledge", "--no-buffer"])
+        .arg(format!(
+            "http://{authority}/events?count=3&interval_ms=1000"
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl runs");
+    let started = Instant::now();
+    let mut first = [0; 16];
+    events
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    let took = started.elapsed();
+    let mut rest = String::new();
+    events
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_to_string(&mut rest)
+        .unwrap();
+    let all = format!("{}{rest}", String::from_utf8_lossy(&first));
+    let ended = started.elapsed();
+    assert!(events.wait().unwrap().success());
+    assert!(all.starts_with("id: 1\ndata: {"), "{all}");
+    assert_eq!(all.matches("data: ").count(), 3, "{all}");
+    assert!(
+        took < Duration::from_millis(700) && ended >= took + Duration::from_millis(1500),
+        "over HTTP/2 the first event took {took:?}, the whole stream {ended:?}: buffered?"
+    );
+}
+
 /// What [`read_timed`] read, and when.
 struct Timed {
     raw: Vec<u8>,
@@ -1151,19 +1250,21 @@ fn request_id_and_traceparent(api: &Target, python_log: &Path, tag: &str) {
 
 // --- Faults and limits -----------------------------------------------------------------------
 
-/// `X-Forwarded-*` from an untrusted peer are replaced by what the api saw; from a trusted
-/// one (TRUSTED_PROXIES=127.0.0.1) they are kept, the peer appended to the chain.
+/// `X-Forwarded-*` from an untrusted peer are replaced by what the api saw (`Forwarded` and
+/// `X-Real-IP` dropped); from a trusted one (TRUSTED_PROXIES=127.0.0.1) they are kept, the peer
+/// appended to the chain.
 fn forwarded_headers(untrusted: &Target, trusted: &Target) {
     let spoofed = [
         ("X-Forwarded-For", "6.6.6.6"),
         ("X-Forwarded-Proto", "https"),
         ("X-Forwarded-Host", "evil.example"),
         ("Forwarded", "for=6.6.6.6"),
+        ("X-Real-IP", "6.6.6.6"),
     ];
     for (target, want) in [
         (
             untrusted,
-            [Some("127.0.0.1"), Some("http"), Some(HOST), None],
+            [Some("127.0.0.1"), Some("http"), Some(HOST), None, None],
         ),
         (
             trusted,
@@ -1172,6 +1273,7 @@ fn forwarded_headers(untrusted: &Target, trusted: &Target) {
                 Some("https"),
                 Some("evil.example"),
                 Some("for=6.6.6.6"),
+                Some("6.6.6.6"),
             ],
         ),
     ] {
@@ -1181,6 +1283,7 @@ fn forwarded_headers(untrusted: &Target, trusted: &Target) {
             "x-forwarded-proto",
             "x-forwarded-host",
             "forwarded",
+            "x-real-ip",
         ];
         for (name, value) in names.into_iter().zip(want) {
             assert_eq!(

@@ -35,6 +35,7 @@ use crate::{
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1) besides those a `Connection` header names and
@@ -187,11 +188,14 @@ fn upstream_request(
     forwarding: &Forwarding<'_>,
 ) -> Result<Request, axum::http::Error> {
     let (mut parts, body) = request.into_parts();
-    // HTTP/2 clients send no Host header, only the URI's authority.
-    let host = parts.headers.get(HOST).cloned().or_else(|| {
-        let authority = parts.uri.authority()?;
-        HeaderValue::from_str(authority.as_str()).ok()
-    });
+    // The target's authority comes first: an HTTP/2 client sends `:authority` and often no
+    // Host, and for an absolute-form HTTP/1.1 target (`GET http://shop/x`) RFC 9112 section
+    // 3.2.2 has the server ignore Host. Otherwise it is the client's Host, unchanged.
+    let host = parts
+        .uri
+        .authority()
+        .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
+        .or_else(|| parts.headers.get(HOST).cloned());
     let uri = &parts.uri;
     parts.uri = match forwarding.settings.upstream_path {
         Some((route, target)) => {
@@ -229,8 +233,9 @@ fn upstream_request(
 }
 
 /// `X-Forwarded-For`, `-Proto` and `-Host`. From a trusted proxy, the client's chain is kept
-/// with the peer appended, and its `-Proto`, `-Host` and `Forwarded` pass; from anyone else
-/// they are replaced by what the api saw itself, so Python can trust them.
+/// with the peer appended, and its `-Proto`, `-Host`, `Forwarded` and `X-Real-IP` pass; from
+/// anyone else they are replaced by what the api saw itself (or dropped: `Forwarded`,
+/// `X-Real-IP`), so Python can trust them.
 fn set_forwarded_headers(
     headers: &mut HeaderMap,
     forwarding: &Forwarding<'_>,
@@ -242,7 +247,7 @@ fn set_forwarded_headers(
     let chain = if trusted {
         forwarded_for(headers, peer.as_deref())
     } else {
-        for name in [X_FORWARDED_PROTO, X_FORWARDED_HOST, FORWARDED] {
+        for name in [X_FORWARDED_PROTO, X_FORWARDED_HOST, FORWARDED, X_REAL_IP] {
             headers.remove(name);
         }
         peer.unwrap_or_default()

@@ -327,6 +327,29 @@ async fn proxy_passes_the_request_through_and_strips_hop_by_hop_headers() {
 }
 
 #[tokio::test]
+async fn an_absolute_form_target_names_the_host() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    // RFC 9112 section 3.2.2: the target's authority wins over the Host header. HTTP/2's
+    // `:authority` arrives the same way, as the URI's authority.
+    let request = Request::get("http://shop.example:8080/echo/x?y=1")
+        .header("host", "other.example")
+        .body(Body::empty())
+        .expect("a valid request");
+
+    let (status, _, body) = send(client_facing(state), request).await;
+
+    assert_eq!(status, StatusCode::CREATED);
+    let echoed = json_body(&body);
+    assert_eq!(echoed["uri"], "/echo/x?y=1", "origin-form upstream");
+    assert_eq!(echoed["headers"]["host"], json!(["shop.example:8080"]));
+    assert_eq!(
+        echoed["headers"]["x-forwarded-host"],
+        json!(["shop.example:8080"])
+    );
+}
+
+#[tokio::test]
 async fn proxy_streams_the_response_as_python_produces_it() {
     let (sender, receiver) = mpsc::channel(1);
     let chunks = Chunks(Arc::new(Mutex::new(Some(receiver))));
