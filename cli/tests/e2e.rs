@@ -472,6 +472,14 @@ impl Service {
         });
         if let Some(socket) = &self.socket {
             only_the_owner_reaches(socket, &self.project, &context);
+            // The api checks the same once Python is ready, and would warn.
+            let output = fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                output.contains("python upstream is ready")
+                    && !output.contains("may connect to the socket"),
+                "{}",
+                context("the api found the socket open to others")
+            );
         }
         if let Some(port) = self.python_port {
             assert_eq!(

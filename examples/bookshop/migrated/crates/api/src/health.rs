@@ -5,7 +5,7 @@
 //! a service adopted with `rspy init` may have no health route, and its 404 still proves it
 //! runs. A 5xx (say, a 503 from a health route that checks the database) means not ready.
 
-use std::{sync::Arc, time::Duration};
+use std::{fs, os::unix::fs::PermissionsExt, path::Path, sync::Arc, time::Duration};
 
 use axum::{
     Json,
@@ -47,11 +47,42 @@ pub async fn watch_upstream(upstream: Arc<Upstream>, interval: Duration) {
         upstream.set_ready(result.is_ok());
         if last != Some(result.is_ok()) {
             match &result {
-                Ok(()) => tracing::info!("python upstream is ready"),
+                Ok(()) => {
+                    tracing::info!("python upstream is ready");
+                    if let Some(socket) = upstream.socket_path()
+                        && let Some(exposure) = socket_exposure(socket)
+                    {
+                        tracing::warn!(
+                            socket = %socket.display(),
+                            "{exposure}: other local users may reach Python without the api; \
+                             keep the socket in a folder only this user may enter (chmod 0700)"
+                        );
+                    }
+                }
                 Err(reason) => tracing::warn!(reason = %reason, "python upstream is not ready"),
             }
         }
         last = Some(result.is_ok());
+    }
+}
+
+/// Who besides the api's user may connect to the Unix socket at `path`: connecting takes write
+/// permission on the socket and search permission on its folder. uvicorn makes its socket
+/// writable by all (0666), so the folder is what keeps others out. `None` when no one is let
+/// in, or the files cannot be read.
+fn socket_exposure(path: &Path) -> Option<&'static str> {
+    let socket = fs::metadata(path).ok()?.permissions().mode();
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let folder = fs::metadata(folder).ok()?.permissions().mode();
+    if socket & 0o002 != 0 && folder & 0o001 != 0 {
+        Some("any user may connect to the socket")
+    } else if socket & 0o020 != 0 && folder & 0o010 != 0 {
+        Some("the socket's group may connect to it")
+    } else {
+        None
     }
 }
 
@@ -78,4 +109,35 @@ pub async fn probe(upstream: &Upstream, timeout: Duration) -> Result<(), String>
     tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| format!("{path} gave no answer within {} ms", timeout.as_millis()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_in_an_open_folder_is_exposed() {
+        let folder = std::env::temp_dir().join(format!("api-exposure-{}", std::process::id()));
+        fs::create_dir_all(&folder).expect("a folder");
+        let path = folder.join("py.sock");
+        let _ = fs::remove_file(&path);
+        let _listener = std::os::unix::net::UnixListener::bind(&path).expect("a socket");
+        let chmod = |path: &Path, mode| {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        chmod(&path, 0o666);
+        for (folder_mode, exposed) in [
+            (0o755, Some("any user may connect to the socket")),
+            (0o750, Some("the socket's group may connect to it")),
+            (0o700, None),
+        ] {
+            chmod(&folder, folder_mode);
+            assert_eq!(socket_exposure(&path), exposed, "{folder_mode:o}");
+        }
+        chmod(&folder, 0o755);
+        chmod(&path, 0o600);
+        assert_eq!(socket_exposure(&path), None, "the socket itself is closed");
+        assert_eq!(socket_exposure(&folder.join("absent.sock")), None);
+        let _ = fs::remove_dir_all(&folder);
+    }
 }

@@ -42,6 +42,8 @@ pub struct Upstream {
     ready: AtomicBool,
     /// What the readiness probe asks for (`UPSTREAM_HEALTH_PATH`).
     health_path: String,
+    /// The socket's path with the unix transport, for the readiness probe's permission check.
+    socket: Option<std::path::PathBuf>,
 }
 
 /// One pooled client per transport; both hand out the same `ResponseFuture`.
@@ -82,6 +84,10 @@ impl Upstream {
             permits: Arc::new(Semaphore::new(config.upstream_max_concurrency)),
             ready: AtomicBool::new(false),
             health_path: config.health_path.clone(),
+            socket: match &config.upstream {
+                UpstreamAddr::Unix(path) => Some(path.clone()),
+                UpstreamAddr::Tcp(_) => None,
+            },
         }
     }
 
@@ -101,6 +107,11 @@ impl Upstream {
             Transport::Tcp(client) => client.request(request),
             Transport::Unix(client) => client.request(request),
         }
+    }
+
+    /// The Unix socket Python listens on, with the unix transport.
+    pub fn socket_path(&self) -> Option<&std::path::Path> {
+        self.socket.as_deref()
     }
 
     /// The path the readiness probe asks Python for.
