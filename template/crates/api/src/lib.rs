@@ -52,6 +52,15 @@ impl AppState {
             max_body_bytes: config.max_body_bytes,
         }
     }
+
+    /// The state for one more worker runtime: everything shared, but an upstream connection
+    /// pool of its own (see [`Upstream::with_own_pool`]).
+    pub fn for_worker(&self) -> Self {
+        Self {
+            upstream: Arc::new(self.upstream.with_own_pool()),
+            ..self.clone()
+        }
+    }
 }
 
 /// The whole application: health checks, the routes and fallback of rspy.toml, and the
