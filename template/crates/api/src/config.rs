@@ -40,6 +40,8 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// `METRICS_ADDR`: where Prometheus metrics are served (`off`: nowhere).
     pub metrics_addr: Option<SocketAddr>,
+    /// `WORKERS`: threads serving requests, each with its own runtime and upstream pool.
+    pub workers: usize,
 }
 
 impl Config {
@@ -99,8 +101,15 @@ impl Config {
                 })?),
                 None => Some(SocketAddr::from(([127, 0, 0, 1], 9464))),
             },
+            workers: positive(&lookup, "WORKERS", default_workers())?,
         })
     }
+}
+
+/// One worker per core the process may use (its CPU quota included), as nginx's
+/// `worker_processes auto` does.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 fn parse<T: FromStr>(
@@ -241,6 +250,7 @@ mod tests {
             DEFAULT_UPSTREAM_URL.parse().expect("valid")
         );
         assert_eq!(config.upstream_timeout, Duration::from_secs(30));
+        assert!(config.workers >= 1);
     }
 
     #[test]
@@ -297,5 +307,15 @@ mod tests {
         assert!(err.to_string().contains("UPSTREAM_URL"), "{err}");
         let err = config(&[("UPSTREAM_TIMEOUT_MS", "0")]).expect_err("zero");
         assert!(err.to_string().contains("UPSTREAM_TIMEOUT_MS"), "{err}");
+        let err = config(&[("WORKERS", "0")]).expect_err("zero");
+        assert!(
+            err.to_string().starts_with("invalid WORKERS=`0`: "),
+            "{err}"
+        );
+        let err = config(&[("WORKERS", "many")]).expect_err("not a number");
+        assert!(
+            err.to_string().starts_with("invalid WORKERS=`many`: "),
+            "{err}"
+        );
     }
 }

@@ -52,23 +52,31 @@ impl AppState {
             max_body_bytes: config.max_body_bytes,
         }
     }
+
+    /// The state for one more worker runtime: everything shared, but an upstream connection
+    /// pool of its own (see [`Upstream::with_own_pool`]).
+    pub fn for_worker(&self) -> Self {
+        Self {
+            upstream: Arc::new(self.upstream.with_own_pool()),
+            ..self.clone()
+        }
+    }
 }
 
 /// The whole application: health checks, the routes and fallback of rspy.toml, and the
-/// request-id, trace-context and request-log layers around all of them. `main` serves it;
+/// request-id, trace-context and request-log layer around all of them. `main` serves it;
 /// tests drive it directly.
 pub fn app(state: AppState) -> Router {
     let health = Router::new()
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz));
     manifest::routes(health)
+        // Request id, trace context, request log and metrics, around everything else, so the
+        // id is known to every handler and set on every response.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             telemetry::observe,
         ))
-        .layer(middleware::from_fn(trace_context::propagate))
-        // Outermost, so the id is known to everything inside and set on every response.
-        .layer(middleware::from_fn(request_id::propagate))
         // Extractors of native handlers (`Json`, `Bytes`...) refuse larger bodies with 413.
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)

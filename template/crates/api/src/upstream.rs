@@ -31,19 +31,29 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// The Python service, as the proxy and the readiness probe see it.
 #[derive(Debug)]
 pub struct Upstream {
+    /// The connection pool of one runtime: each worker thread has its own (see
+    /// [`Upstream::with_own_pool`]), so a request and its upstream connection never cross
+    /// threads.
     client: Transport,
+    /// What every worker's copy shares: settings, the concurrency limit and readiness.
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    address: UpstreamAddr,
+    connect_timeout: Duration,
     /// Authority of upstream request URIs. The client's `Host` header travels unchanged;
     /// this only tells hyper where to connect (and is a placeholder for a Unix socket).
     authority: Authority,
     timeout: Duration,
     total_timeout: Duration,
-    /// One permit per forwarded request in flight (`UPSTREAM_MAX_CONCURRENCY`).
+    /// One permit per forwarded request in flight (`UPSTREAM_MAX_CONCURRENCY`), across
+    /// all workers.
     permits: Arc<Semaphore>,
     ready: AtomicBool,
     /// What the readiness probe asks for (`UPSTREAM_HEALTH_PATH`).
     health_path: String,
-    /// The socket's path with the unix transport, for the readiness probe's permission check.
-    socket: Option<std::path::PathBuf>,
 }
 
 /// One pooled client per transport; both hand out the same `ResponseFuture`.
@@ -53,8 +63,8 @@ enum Transport {
     Unix(Client<unix::UnixConnector, Body>),
 }
 
-impl Upstream {
-    pub fn new(config: &Config) -> Self {
+impl Transport {
+    fn new(address: &UpstreamAddr, connect_timeout: Duration) -> Self {
         let mut builder = Client::builder(TokioExecutor::new());
         // Without a timer the pool's idle timeout is silently never enforced.
         builder
@@ -63,31 +73,49 @@ impl Upstream {
             // Resends a request only when a pooled connection closed before any of it was
             // written, so even a POST is never sent twice. No other retries.
             .retry_canceled_requests(true);
-        let (client, authority) = match &config.upstream {
-            UpstreamAddr::Tcp(authority) => {
+        match address {
+            UpstreamAddr::Tcp(_) => {
                 let mut connector = HttpConnector::new();
-                connector.set_connect_timeout(Some(config.connect_timeout));
+                connector.set_connect_timeout(Some(connect_timeout));
                 connector.set_nodelay(true);
-                (Transport::Tcp(builder.build(connector)), authority.clone())
+                Self::Tcp(builder.build(connector))
             }
             UpstreamAddr::Unix(path) => {
-                let connector = unix::UnixConnector::new(path.clone(), config.connect_timeout);
-                let authority = Authority::from_static("localhost");
-                (Transport::Unix(builder.build(connector)), authority)
+                let connector = unix::UnixConnector::new(path.clone(), connect_timeout);
+                Self::Unix(builder.build(connector))
             }
+        }
+    }
+}
+
+impl Upstream {
+    pub fn new(config: &Config) -> Self {
+        let authority = match &config.upstream {
+            UpstreamAddr::Tcp(authority) => authority.clone(),
+            UpstreamAddr::Unix(_) => Authority::from_static("localhost"),
         };
         Self {
-            client,
-            authority,
-            timeout: config.upstream_timeout,
-            total_timeout: config.upstream_total_timeout,
-            permits: Arc::new(Semaphore::new(config.upstream_max_concurrency)),
-            ready: AtomicBool::new(false),
-            health_path: config.health_path.clone(),
-            socket: match &config.upstream {
-                UpstreamAddr::Unix(path) => Some(path.clone()),
-                UpstreamAddr::Tcp(_) => None,
-            },
+            client: Transport::new(&config.upstream, config.connect_timeout),
+            shared: Arc::new(Shared {
+                address: config.upstream.clone(),
+                connect_timeout: config.connect_timeout,
+                authority,
+                timeout: config.upstream_timeout,
+                total_timeout: config.upstream_total_timeout,
+                permits: Arc::new(Semaphore::new(config.upstream_max_concurrency)),
+                ready: AtomicBool::new(false),
+                health_path: config.health_path.clone(),
+            }),
+        }
+    }
+
+    /// The same upstream (settings, concurrency limit, readiness) with a connection pool of
+    /// its own, for another runtime: a pooled connection is driven by a task of the runtime
+    /// that opened it, and handing requests to another thread costs a wake-up each way.
+    pub fn with_own_pool(&self) -> Self {
+        Self {
+            client: Transport::new(&self.shared.address, self.shared.connect_timeout),
+            shared: Arc::clone(&self.shared),
         }
     }
 
@@ -95,7 +123,7 @@ impl Upstream {
     pub fn uri(&self, path_and_query: &str) -> Result<Uri, axum::http::Error> {
         Uri::builder()
             .scheme("http")
-            .authority(self.authority.clone())
+            .authority(self.shared.authority.clone())
             .path_and_query(path_and_query)
             .build()
     }
@@ -111,37 +139,40 @@ impl Upstream {
 
     /// The Unix socket Python listens on, with the unix transport.
     pub fn socket_path(&self) -> Option<&std::path::Path> {
-        self.socket.as_deref()
+        match &self.shared.address {
+            UpstreamAddr::Unix(path) => Some(path),
+            UpstreamAddr::Tcp(_) => None,
+        }
     }
 
     /// The path the readiness probe asks Python for.
     pub fn health_path(&self) -> &str {
-        &self.health_path
+        &self.shared.health_path
     }
 
     /// How long to wait for response headers unless a route sets its own `timeout_ms`.
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        self.shared.timeout
     }
 
     /// The longest a forwarded exchange may last, response body included.
     pub fn total_timeout(&self) -> Duration {
-        self.total_timeout
+        self.shared.total_timeout
     }
 
     /// A slot for one more forwarded request, or `None` when `UPSTREAM_MAX_CONCURRENCY` are
     /// in flight already (the caller answers 503 rather than queueing).
     pub fn try_acquire(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.permits).try_acquire_owned().ok()
+        Arc::clone(&self.shared.permits).try_acquire_owned().ok()
     }
 
     /// Whether Python answered the last readiness probe.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.shared.ready.load(Ordering::Relaxed)
     }
 
     /// Records whether Python is ready; read by `/readyz`.
     pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Relaxed);
+        self.shared.ready.store(ready, Ordering::Relaxed);
     }
 }

@@ -3,7 +3,6 @@
 use axum::{
     extract::Request,
     http::{HeaderName, HeaderValue},
-    middleware::Next,
     response::Response,
 };
 use uuid::Uuid;
@@ -13,7 +12,7 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Longest client-supplied id we keep; anything longer is replaced rather than logged.
 const MAX_LEN: usize = 128;
 
-/// The request's id, stored in its extensions by [`propagate`].
+/// The request's id, stored in its extensions by [`settle`].
 #[derive(Debug, Clone)]
 pub struct RequestId(HeaderValue);
 
@@ -38,11 +37,19 @@ impl RequestId {
     pub fn header_value(&self) -> HeaderValue {
         self.0.clone()
     }
+
+    /// Sets the id on the response to its request.
+    pub fn set_on(&self, response: &mut Response) {
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID, self.header_value());
+    }
 }
 
-/// Middleware: settles the id, puts it on the request (header and extension) and on the
-/// response, whatever produced it: a native handler, the proxy or an error.
-pub async fn propagate(mut request: Request, next: Next) -> Response {
+/// Settles the request's id, puts it on the request (header and extension) and returns it,
+/// for [`RequestId::set_on`] the response, whatever produces it: a native handler, the proxy
+/// or an error. Called by the request middleware, [`crate::telemetry::observe`].
+pub fn settle(request: &mut Request) -> RequestId {
     let id = request
         .headers()
         .get(X_REQUEST_ID)
@@ -52,11 +59,7 @@ pub async fn propagate(mut request: Request, next: Next) -> Response {
         .headers_mut()
         .insert(X_REQUEST_ID, id.header_value());
     request.extensions_mut().insert(id.clone());
-    let mut response = next.run(request).await;
-    response
-        .headers_mut()
-        .insert(X_REQUEST_ID, id.header_value());
-    response
+    id
 }
 
 #[cfg(test)]

@@ -9,14 +9,12 @@
 use axum::{
     extract::Request,
     http::{HeaderName, HeaderValue},
-    middleware::Next,
-    response::Response,
 };
 use uuid::Uuid;
 
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
-/// The request's trace context, stored in its extensions by [`propagate`]: the `traceparent`
+/// The request's trace context, stored in its extensions by [`settle`]: the `traceparent`
 /// sent on, `00-<trace id: 32 hex>-<span id: 16 hex, the api's>-<flags: 2 hex>`.
 #[derive(Debug, Clone)]
 pub struct TraceContext(HeaderValue);
@@ -87,15 +85,16 @@ fn random_hex(len: usize) -> String {
     }
 }
 
-/// Middleware: settles the request's trace context and sets its `traceparent` header, which
-/// the proxy passes on to Python.
-pub async fn propagate(mut request: Request, next: Next) -> Response {
+/// Settles the request's trace context, sets its `traceparent` header (which the proxy
+/// passes on to Python) and extension, and returns it. Called by the request middleware,
+/// [`crate::telemetry::observe`].
+pub fn settle(request: &mut Request) -> TraceContext {
     let context = TraceContext::continue_or_start(request.headers().get(TRACEPARENT));
     request
         .headers_mut()
         .insert(TRACEPARENT, context.header_value());
-    request.extensions_mut().insert(context);
-    next.run(request).await
+    request.extensions_mut().insert(context.clone());
+    context
 }
 
 #[cfg(test)]
