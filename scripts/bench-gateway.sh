@@ -116,8 +116,8 @@ start api_unix env PORT="$api_unix_port" UPSTREAM_URL="unix:$socket" \
 
 # nginx doing what the api does for a proxied route: HTTP/1.1 with pooled keepalive connections
 # to the same uvicorn, the forwarding headers and a fresh request id each way, no access log.
-# worker_processes auto (one per core, 2 here): the api's tokio runtime also runs one worker
-# thread per core, so each proxy may use the whole machine. Keepalive request limits are
+# worker_processes auto (one per core, 2 here): the api also runs one worker thread per core
+# (WORKERS unset), so each proxy may use the whole machine. Keepalive request limits are
 # lifted on both sides (nginx closes a connection after 1000 requests by default; hyper and
 # uvicorn never do), and idle upstream connections close after 4 s, as the api's pool does,
 # below uvicorn's 5 s keep-alive.
