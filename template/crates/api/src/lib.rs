@@ -86,14 +86,21 @@ pub fn app(state: AppState) -> Router {
     let health = Router::new()
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz));
-    manifest::routes(health)
-        // Request id, trace context, request log and metrics, around everything else, so the
-        // id is known to every handler and set on every response.
+    edge(manifest::routes(health), state)
+}
+
+/// What every request passes through around `routes`: request id, trace context, request
+/// log and metrics (one layer), and the body limit of native routes' extractors.
+pub fn edge(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        // Around everything else, so the id is known to every handler and set on every
+        // response.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             telemetry::observe,
         ))
-        // Extractors of native handlers (`Json`, `Bytes`...) refuse larger bodies with 413.
+        // Extractors of native handlers (`Json`, `Bytes`...) refuse larger bodies with 413,
+        // which `telemetry::observe` turns into the proxy's JSON error.
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
 }
