@@ -32,34 +32,50 @@ use crate::{
 };
 
 /// What every handler can reach: the Python upstream (client, timeouts, readiness), the
-/// metrics, and the limits of the edge.
+/// metrics, and the limits of the edge. A handle: cloning it (axum does, for every handler
+/// and middleware that takes `State`) copies one pointer, and each worker thread has its own
+/// (see [`AppState::for_worker`]), so the reference count never bounces between cores.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+/// The fields of [`AppState`], reached through it (`state.upstream`).
+pub struct AppStateInner {
     pub upstream: Arc<Upstream>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: Metrics,
     /// `TRUSTED_PROXIES`: whose `X-Forwarded-*` headers the proxy passes on.
     pub trusted_proxies: Arc<TrustedProxies>,
     /// `MAX_BODY_BYTES`: the largest request body, for native routes and the proxy alike.
     pub max_body_bytes: usize,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
 impl AppState {
     pub fn new(config: &Config) -> Self {
-        Self {
+        Self(Arc::new(AppStateInner {
             upstream: Arc::new(Upstream::new(config)),
-            metrics: Arc::new(Metrics::new()),
+            metrics: Metrics::with_shards(config.workers),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             max_body_bytes: config.max_body_bytes,
-        }
+        }))
     }
 
-    /// The state for one more worker runtime: everything shared, but an upstream connection
-    /// pool of its own (see [`Upstream::with_own_pool`]).
-    pub fn for_worker(&self) -> Self {
-        Self {
+    /// The state for worker thread `number`: settings, limits and readiness shared, but an
+    /// upstream connection pool (see [`Upstream::with_own_pool`]) and a metrics shard (see
+    /// [`Metrics::for_worker`]) of its own.
+    pub fn for_worker(&self, number: usize) -> Self {
+        Self(Arc::new(AppStateInner {
             upstream: Arc::new(self.upstream.with_own_pool()),
-            ..self.clone()
-        }
+            metrics: self.metrics.for_worker(number),
+            trusted_proxies: Arc::clone(&self.trusted_proxies),
+            max_body_bytes: self.max_body_bytes,
+        }))
     }
 }
 
@@ -70,14 +86,21 @@ pub fn app(state: AppState) -> Router {
     let health = Router::new()
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz));
-    manifest::routes(health)
-        // Request id, trace context, request log and metrics, around everything else, so the
-        // id is known to every handler and set on every response.
+    edge(manifest::routes(health), state)
+}
+
+/// What every request passes through around `routes`: request id, trace context, request
+/// log and metrics (one layer), and the body limit of native routes' extractors.
+pub fn edge(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        // Around everything else, so the id is known to every handler and set on every
+        // response.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             telemetry::observe,
         ))
-        // Extractors of native handlers (`Json`, `Bytes`...) refuse larger bodies with 413.
+        // Extractors of native handlers (`Json`, `Bytes`...) refuse larger bodies with 413,
+        // which `telemetry::observe` turns into the proxy's JSON error.
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
 }

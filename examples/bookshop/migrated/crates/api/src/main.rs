@@ -60,7 +60,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     for number in 0..config.workers {
         let listener = listener.try_clone()?;
         let worker = Worker {
-            state: state.for_worker(),
+            state: state.for_worker(number),
             config: config.clone(),
             stopped: stopped.clone(),
         };

@@ -9,13 +9,15 @@
 //! - `api_upstream_ready`: 1 while Python answers the readiness probe, else 0.
 //!
 //! No metrics crate: four fixed families need no registry, recording is a read lock and three
-//! relaxed atomic adds, and the exposition format is a page of code.
+//! relaxed atomic adds, and the exposition format is a page of code. Each worker thread
+//! records into a shard of its own (see [`Metrics::for_worker`]), so two threads never write
+//! to the same counters; `render` adds the shards up.
 
 use std::{
     collections::HashMap,
     fmt::Write as _,
     sync::{
-        PoisonError, RwLock,
+        Arc, PoisonError, RwLock,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
     time::Duration,
@@ -114,10 +116,26 @@ impl UpstreamError {
     }
 }
 
-/// Every metric of the api. Shared by reference (e.g. in an `Arc` in the app state); all
-/// methods take `&self`.
-#[derive(Debug, Default)]
+/// Every metric of the api: a cheap handle (clone it freely) on counters shared by all its
+/// clones, recording into one shard of them.
+#[derive(Debug, Clone)]
 pub struct Metrics {
+    shards: Arc<[Shard]>,
+    /// The shard this handle records into.
+    mine: usize,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::with_shards(1)
+    }
+}
+
+/// One worker's counters. Aligned to two cache lines so that neighbouring shards never share
+/// one: a shared line would bounce between the cores at every request.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard {
     /// Per mode, each route's series. Read-mostly: the write lock is taken only the first
     /// time a route is seen in that mode, and lookups by `&str` allocate nothing.
     requests: [RwLock<HashMap<Box<str>, Series>>; 2],
@@ -161,7 +179,8 @@ impl Series {
     }
 }
 
-/// A copy of one `Series`, taken so rendering holds no lock.
+/// A copy of one `Series` (or the sum of one route and mode's series over all shards), taken
+/// so rendering holds no lock.
 struct Snapshot {
     route: String,
     mode: Mode,
@@ -170,16 +189,47 @@ struct Snapshot {
     sum_nanos: u64,
 }
 
+impl Snapshot {
+    fn add(&mut self, other: &Self) {
+        for (sum, count) in self.statuses.iter_mut().zip(other.statuses) {
+            *sum += count;
+        }
+        for (sum, count) in self.buckets.iter_mut().zip(other.buckets) {
+            *sum += count;
+        }
+        self.sum_nanos = self.sum_nanos.wrapping_add(other.sum_nanos);
+    }
+}
+
 impl Metrics {
+    /// Metrics with a single shard: enough for one thread, or for tests.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Metrics with `count` shards (at least one), one per worker thread; this handle records
+    /// into the first. Give each worker its own with [`Metrics::for_worker`].
+    pub fn with_shards(count: usize) -> Self {
+        Self {
+            shards: (0..count.max(1)).map(|_| Shard::default()).collect(),
+            mine: 0,
+        }
+    }
+
+    /// A handle on the same metrics that records into shard `number` (wrapping around if
+    /// there are fewer shards).
+    pub fn for_worker(&self, number: usize) -> Self {
+        Self {
+            shards: Arc::clone(&self.shards),
+            mine: number % self.shards.len(),
+        }
     }
 
     /// One finished request: `route` is the matched route pattern (e.g. "/users/{id}") or
     /// "fallback" for requests no route matched; never the raw path (label cardinality).
     /// Statuses outside 100..=599 (which no client understands) count as `5xx`.
     pub fn record_request(&self, route: &str, mode: Mode, status: u16, latency: Duration) {
-        let requests = &self.requests[mode.index()];
+        let requests = &self.shards[self.mine].requests[mode.index()];
         // A poisoned lock still guards a whole map: a panic cannot interrupt an insert
         // half-way in a way that matters to counters.
         if let Some(series) = requests
@@ -199,7 +249,7 @@ impl Metrics {
     }
 
     pub fn record_upstream_error(&self, kind: UpstreamError) {
-        self.upstream_errors[kind.index()].fetch_add(1, Relaxed);
+        self.shards[self.mine].upstream_errors[kind.index()].fetch_add(1, Relaxed);
     }
 
     /// Everything in the Prometheus text exposition format (version 0.0.4), with # HELP and
@@ -208,18 +258,28 @@ impl Metrics {
     /// probe, which the upstream already keeps.
     pub fn render(&self, upstream_ready: bool) -> String {
         let mut snapshots: Vec<Snapshot> = Vec::new();
-        for mode in Mode::ALL {
-            let requests = self.requests[mode.index()]
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            snapshots.extend(
-                requests
-                    .iter()
-                    .map(|(route, series)| series.snapshot(route, mode)),
-            );
+        for shard in self.shards.iter() {
+            for mode in Mode::ALL {
+                let requests = shard.requests[mode.index()]
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner);
+                snapshots.extend(
+                    requests
+                        .iter()
+                        .map(|(route, series)| series.snapshot(route, mode)),
+                );
+            }
         }
         snapshots.sort_unstable_by(|a, b| {
             (a.route.as_str(), a.mode.index()).cmp(&(b.route.as_str(), b.mode.index()))
+        });
+        // One series per route and mode, whichever shards counted it.
+        snapshots.dedup_by(|next, kept| {
+            let same = next.route == kept.route && next.mode == kept.mode;
+            if same {
+                kept.add(next);
+            }
+            same
         });
 
         let mut out = String::with_capacity(1024 + snapshots.len() * 2048);
@@ -283,7 +343,11 @@ impl Metrics {
             "Forwarded requests that failed, by why.",
         );
         for kind in UpstreamError::ALL {
-            let count = self.upstream_errors[kind.index()].load(Relaxed);
+            let count: u64 = self
+                .shards
+                .iter()
+                .map(|shard| shard.upstream_errors[kind.index()].load(Relaxed))
+                .sum();
             let labels = [("kind", kind.as_str())];
             sample(&mut out, "api_upstream_errors_total", &labels, count);
         }
@@ -553,6 +617,35 @@ mod tests {
                 r#"api_requests_total{route="fallback",mode="proxy",status="4xx"} 1"#,
             ]
         );
+    }
+
+    #[test]
+    fn shards_render_as_one() {
+        let all = Metrics::with_shards(3);
+        let (first, second, third) = (all.for_worker(0), all.for_worker(1), all.for_worker(5));
+        first.record_request("/a", Mode::Proxy, 200, ms(1));
+        second.record_request("/a", Mode::Proxy, 200, ms(3));
+        second.record_request("/a", Mode::Proxy, 503, ms(3));
+        third.record_request("/b", Mode::Native, 200, ms(1));
+        first.record_upstream_error(UpstreamError::Timeout);
+        third.record_upstream_error(UpstreamError::Timeout);
+
+        // The same text as one shard that saw every request.
+        let single = Metrics::new();
+        single.record_request("/a", Mode::Proxy, 200, ms(1));
+        single.record_request("/a", Mode::Proxy, 200, ms(3));
+        single.record_request("/a", Mode::Proxy, 503, ms(3));
+        single.record_request("/b", Mode::Native, 200, ms(1));
+        single.record_upstream_error(UpstreamError::Timeout);
+        single.record_upstream_error(UpstreamError::Timeout);
+        let text = third.render(true);
+        assert_eq!(text, single.render(true));
+        let series = r#"api_requests_total{route="/a",mode="proxy",status="2xx"}"#;
+        assert_eq!(value(&text, series), Some("2"));
+        let count = r#"api_request_duration_seconds_count{route="/a",mode="proxy"}"#;
+        assert_eq!(value(&text, count), Some("3"));
+        let timeouts = r#"api_upstream_errors_total{kind="timeout"}"#;
+        assert_eq!(value(&text, timeouts), Some("2"));
     }
 
     #[test]

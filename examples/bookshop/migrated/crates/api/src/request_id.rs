@@ -25,8 +25,9 @@ impl RequestId {
 
     /// 128 random bits as 32 lowercase hex digits.
     fn generate() -> Self {
-        let hex = Uuid::new_v4().simple().to_string();
-        Self(HeaderValue::from_str(&hex).expect("hex digits are a valid header value"))
+        let mut hex = [0; 32];
+        let hex = Uuid::new_v4().simple().encode_lower(&mut hex);
+        Self(HeaderValue::from_str(hex).expect("hex digits are a valid header value"))
     }
 
     pub fn as_str(&self) -> &str {

@@ -8,13 +8,20 @@ use std::{
 
 use axum::{
     extract::{MatchedPath, Request, State},
+    http::{StatusCode, header::CONTENT_TYPE},
     middleware::Next,
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use tracing::Level;
 use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
 
-use crate::{AppState, config::ConfigError, metrics::Mode, request_id, trace_context};
+use crate::{
+    AppState,
+    config::ConfigError,
+    error::{ApiError, ErrorKind},
+    metrics::Mode,
+    request_id, trace_context,
+};
 
 /// Installs the global subscriber. Call once, first thing in `main`.
 pub fn init() -> Result<(), ConfigError> {
@@ -47,6 +54,16 @@ pub fn init() -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Whether a 413 is axum's refusal of a body over the limit (plain text, and not from the
+/// proxy, which marks its answers with a `Mode`), rather than one a handler chose to send.
+fn is_body_limit_rejection(response: &Response) -> bool {
+    response.extensions().get::<Mode>().is_none()
+        && response
+            .headers()
+            .get(CONTENT_TYPE)
+            .is_some_and(|value| value.as_bytes().starts_with(b"text/plain"))
+}
+
 /// Paths probed every few seconds by orchestrators: logged at DEBUG so they do not drown the
 /// requests that matter (they are still counted in the metrics).
 const QUIET_PATHS: [&str; 2] = ["/livez", "/readyz"];
@@ -77,6 +94,14 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     let path = logged.then(|| request.uri().path().to_owned());
 
     let mut response = next.run(request).await;
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && is_body_limit_rejection(&response) {
+        // A native route's extractor refused a body over MAX_BODY_BYTES with axum's plain
+        // text: the client gets the same JSON error as from the proxy, still counted as
+        // answered by Rust.
+        response =
+            ApiError::new(ErrorKind::PayloadTooLarge, Some(request_id.clone())).into_response();
+        response.extensions_mut().remove::<Mode>();
+    }
     request_id.set_on(&mut response);
 
     let latency = started.elapsed();

@@ -23,11 +23,20 @@ impl TraceContext {
     /// The api's context for a request that came with `incoming` (if any). A new trace is
     /// not sampled (`00`): the api records no spans, it only correlates logs.
     fn continue_or_start(incoming: Option<&HeaderValue>) -> Self {
-        let (trace_id, flags) = incoming
-            .and_then(parse)
-            .unwrap_or_else(|| (random_hex(32), "00".to_owned()));
-        let value = format!("00-{trace_id}-{}-{flags}", random_hex(16));
-        Self(HeaderValue::from_str(&value).expect("hex digits and dashes are a valid header value"))
+        // Filled in place: no string is built or formatted on the way to the header.
+        let mut value = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        match incoming.and_then(parse) {
+            Some((trace_id, flags)) => {
+                value[3..35].copy_from_slice(trace_id.as_bytes());
+                value[53..55].copy_from_slice(flags.as_bytes());
+            }
+            None => random_hex(&mut value[3..35]),
+        }
+        random_hex(&mut value[36..52]);
+        Self(
+            HeaderValue::from_bytes(&value)
+                .expect("hex digits and dashes are a valid header value"),
+        )
     }
 
     pub fn trace_id(&self) -> &str {
@@ -43,7 +52,7 @@ impl TraceContext {
 
 /// The trace id and flags of a well-formed `traceparent` (version 00, or a later version read
 /// as 00 does, as the specification requires); `None` if it is not one.
-fn parse(value: &HeaderValue) -> Option<(String, String)> {
+fn parse(value: &HeaderValue) -> Option<(&str, &str)> {
     let text = value.to_str().ok()?;
     let mut fields = text.split('-');
     let (version, trace_id, parent_id, flags) = (
@@ -66,21 +75,20 @@ fn parse(value: &HeaderValue) -> Option<(String, String)> {
         && hex(parent_id, 16)
         && parent_id.bytes().any(|b| b != b'0')
         && hex(flags, 2);
-    valid.then(|| (trace_id.to_owned(), flags.to_owned()))
+    valid.then_some((trace_id, flags))
 }
 
-/// `len` random lowercase hex digits (at most 32), never all zeros.
-fn random_hex(len: usize) -> String {
+/// Fills `out` (at most 32 bytes) with random lowercase hex digits, never all zeros.
+fn random_hex(out: &mut [u8]) {
+    let mut hex = [0; 32];
     loop {
-        let hex = Uuid::new_v4().simple().to_string();
-        // A v4 UUID fixes a few bits; those in the first 12 and the last 16 digits are random.
-        let digits = if len <= 16 {
-            &hex[32 - len..]
-        } else {
-            &hex[..len]
-        };
-        if digits.bytes().any(|b| b != b'0') {
-            return digits.to_owned();
+        let hex = Uuid::new_v4().simple().encode_lower(&mut hex).as_bytes();
+        // A v4 uuid fixes a few bits near its middle: a short id takes the end, which is all
+        // random.
+        let digits = &hex[32 - out.len()..];
+        if digits.iter().any(|&b| b != b'0') {
+            out.copy_from_slice(digits);
+            return;
         }
     }
 }

@@ -19,7 +19,7 @@ use axum::{
     extract::{Request, connect_info::MockConnectInfo},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    routing::{any, get},
+    routing::{any, get, post},
 };
 use hyper::body::Frame;
 use serde_json::{Value, json};
@@ -32,7 +32,7 @@ use tower::ServiceExt;
 
 // One short line each: the crate name's length must not change how rustfmt lays them out.
 use bookshop_api::config::Config;
-use bookshop_api::{AppState, app};
+use bookshop_api::{AppState, app, edge};
 use bookshop_api::{health, proxy, server};
 
 /// The address the app believes each request came from.
@@ -522,6 +522,53 @@ async fn forwarding_headers_pass_only_from_trusted_proxies() {
     assert_eq!(seen["x-forwarded-proto"], json!(["http"]));
     assert_eq!(seen["x-forwarded-host"], json!(["internal.example"]));
     assert!(seen.get("forwarded").is_none(), "{seen}");
+}
+
+#[tokio::test]
+async fn a_native_routes_body_limit_answers_with_the_json_error() {
+    let state = AppState::new(&config(&refused_url().await, &[("MAX_BODY_BYTES", "10")]));
+    let routes = Router::new()
+        .route(
+            "/native/upload",
+            post(|body: Bytes| async move { body.len().to_string() }),
+        )
+        .route(
+            "/native/own-413",
+            post(|| async { (StatusCode::PAYLOAD_TOO_LARGE, Json(json!({"mine": true}))) }),
+        );
+    let router = with_client_address(edge(routes, state.clone()));
+    let upload = |body: &'static str| {
+        Request::post("/native/upload")
+            .body(Body::from(body))
+            .expect("a valid request")
+    };
+
+    let (status, headers, body) = send(router.clone(), upload("eleven byte")).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let body = json_body(&body);
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    let id = header(&headers, "x-request-id").expect("a request id");
+    assert_eq!(body["error"]["request_id"], id);
+
+    let (status, _, body) = send(router.clone(), upload("ten bytes!")).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"10"[..]));
+
+    // A handler's own 413 in JSON is passed on as it wrote it.
+    let own = Request::post("/native/own-413")
+        .body(Body::empty())
+        .expect("a valid request");
+    let (status, _, body) = send(router, own).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(json_body(&body), json!({"mine": true}));
+
+    // Answered by Rust: counted as native, not as a failed forward.
+    let metrics = state.metrics.render(false);
+    let native = r#"api_requests_total{route="/native/upload",mode="native",status="4xx"} 1"#;
+    assert!(metrics.contains(native), "{metrics}");
+    assert!(
+        metrics.contains(r#"api_upstream_errors_total{kind="body_too_large"} 0"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
