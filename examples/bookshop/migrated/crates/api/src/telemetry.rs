@@ -54,8 +54,9 @@ pub fn init() -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Whether a 413 is axum's refusal of a body over the limit (plain text, and not from the
-/// proxy, which marks its answers with a `Mode`), rather than one a handler chose to send.
+/// Whether a 413 is axum's refusal of a body over the limit: plain text, and not from the
+/// proxy, which marks its answers (Python's own 413 among them) with a `Mode`. A native
+/// handler's own 413 in plain text looks the same, and gets the JSON error body too.
 fn is_body_limit_rejection(response: &Response) -> bool {
     response.extensions().get::<Mode>().is_none()
         && response
