@@ -250,7 +250,7 @@ mod tests {
             DEFAULT_UPSTREAM_URL.parse().expect("valid")
         );
         assert_eq!(config.upstream_timeout, Duration::from_secs(30));
-        assert!(config.workers >= 1);
+        assert_eq!(config.workers, default_workers());
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub struct ApiError {
     kind: ErrorKind,
     request_id: Option<RequestId>,
     cause: Option<Box<dyn Error + Send + Sync>>,
+    /// Answered by the proxy in Python's place (see [`ApiError::forwarded`]).
+    forwarded: bool,
 }
 
 impl ApiError {
@@ -95,7 +97,15 @@ impl ApiError {
             kind,
             request_id,
             cause: None,
+            forwarded: false,
         }
+    }
+
+    /// Marks the error as the answer to a request that was to be forwarded: the request log
+    /// and the metrics count it as `proxy`, not `native`.
+    pub fn forwarded(mut self) -> Self {
+        self.forwarded = true;
+        self
     }
 
     pub fn with_cause(mut self, cause: impl Into<Box<dyn Error + Send + Sync>>) -> Self {
@@ -134,7 +144,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if self.kind.upstream_error().is_some() {
+        if self.forwarded {
             // Read by the request log and the metrics: a forwarded request, answered here.
             response.extensions_mut().insert(Mode::Proxy);
         }

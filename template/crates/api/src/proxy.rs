@@ -10,9 +10,8 @@ use std::{
 };
 
 use axum::{
-    RequestExt,
     body::{Body, Bytes},
-    extract::{ConnectInfo, Request, State},
+    extract::{ConnectInfo, Request, State, connect_info::MockConnectInfo},
     http::{
         HeaderMap, HeaderName, HeaderValue, StatusCode, Version,
         header::{CONNECTION, CONTENT_LENGTH, FORWARDED, HOST, TE, TRANSFER_ENCODING, UPGRADE},
@@ -108,7 +107,7 @@ async fn exchange(state: &AppState, mut request: Request) -> Result<Response, Ap
     let total = upstream.total_timeout();
     let deadline = tokio::time::Instant::now() + total;
     let timeout = settings.timeout.unwrap_or(upstream.timeout()).min(total);
-    let fail = |kind| ApiError::new(kind, request_id.clone());
+    let fail = |kind| ApiError::new(kind, request_id.clone()).forwarded();
 
     let declared_length = request
         .headers()
@@ -122,11 +121,17 @@ async fn exchange(state: &AppState, mut request: Request) -> Result<Response, Ap
         .ok_or_else(|| fail(ErrorKind::UpstreamOverloaded))?;
     // Absent when the app is served without connect info (e.g. driven by a test): then there
     // is no peer to name in X-Forwarded-For, which is no reason to fail the request.
-    let peer = request
-        .extract_parts::<ConnectInfo<SocketAddr>>()
-        .await
-        .ok()
-        .map(|ConnectInfo(peer)| peer);
+    // Read from the extensions as `ConnectInfo`'s extractor does, without its copy of the
+    // request's method and URI.
+    let extensions = request.extensions();
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer)
+        .or_else(|| {
+            extensions
+                .get::<MockConnectInfo<SocketAddr>>()
+                .map(|MockConnectInfo(peer)| *peer)
+        });
     // An upgrade (WebSocket) keeps its `Upgrade` header and `Connection: upgrade` upstream.
     let upgrade = requested_upgrade(request.headers());
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));

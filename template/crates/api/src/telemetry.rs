@@ -101,7 +101,6 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
         // answered by Rust.
         response =
             ApiError::new(ErrorKind::PayloadTooLarge, Some(request_id.clone())).into_response();
-        response.extensions_mut().remove::<Mode>();
     }
     request_id.set_on(&mut response);
 

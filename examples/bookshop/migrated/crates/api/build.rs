@@ -179,10 +179,14 @@ fn validate_upstream_url(url: &str) -> Result<(), String> {
         })
 }
 
+/// Whether `path` starts with `/` and holds no whitespace, query or fragment.
+fn is_plain_path(path: &str) -> bool {
+    path.starts_with('/') && !path.contains(|c: char| c.is_whitespace() || c == '?' || c == '#')
+}
+
 /// The readiness probe's path: a plain path, no query.
 fn validate_health_path(path: &str) -> Result<(), String> {
-    if !path.starts_with('/') || path.contains(|c: char| c.is_whitespace() || c == '?' || c == '#')
-    {
+    if !is_plain_path(path) {
         return Err(format!(
             "[upstream] health_path `{path}` must start with `/` and hold no spaces, `?` or `#`"
         ));
@@ -192,8 +196,7 @@ fn validate_health_path(path: &str) -> Result<(), String> {
 
 fn validate_route(route: &Route) -> Result<(), String> {
     let path = &route.path;
-    if !path.starts_with('/') || path.contains(|c: char| c.is_whitespace() || c == '?' || c == '#')
-    {
+    if !is_plain_path(path) {
         return Err(format!(
             "path `{path}` must start with `/` and hold no spaces, `?` or `#`"
         ));
@@ -246,9 +249,7 @@ fn validate_route(route: &Route) -> Result<(), String> {
 
 /// `upstream_path` is a path whose parameters, if any, are the route's own.
 fn validate_upstream_path(path: &str, target: &str) -> Result<(), String> {
-    if !target.starts_with('/')
-        || target.contains(|c: char| c.is_whitespace() || c == '?' || c == '#')
-    {
+    if !is_plain_path(target) {
         return Err(format!(
             "upstream_path `{target}` must start with `/` and hold no spaces, `?` or `#`"
         ));
@@ -302,9 +303,10 @@ fn render(manifest: &Manifest) -> String {
     // it was. With `none`, axum answers 405 with the path's `Allow`.
     let fallback = match manifest.fallback.mode {
         FallbackMode::Proxy => {
-            "crate::proxy::forward)\n        .method_not_allowed_fallback(crate::proxy::forward"
+            "        .fallback(crate::proxy::forward)\n        \
+             .method_not_allowed_fallback(crate::proxy::forward)\n"
         }
-        FallbackMode::None => "crate::error::not_found",
+        FallbackMode::None => "        .fallback(crate::error::not_found)\n",
     };
     // Literal braces stay out of format strings: their doubled-brace escapes would be eaten
     // by the template engine that renders this file.
@@ -321,7 +323,7 @@ fn render(manifest: &Manifest) -> String {
         "pub fn routes(router: ::axum::Router<crate::AppState>) -> ::axum::Router<crate::AppState> {\n",
         "    router\n",
         &routes,
-        &format!("        .fallback({fallback})\n"),
+        fallback,
         "}\n",
     ]
     .concat()
