@@ -409,7 +409,8 @@ pub fn mentions(dependencies: &str, package: &str) -> bool {
         .is_match(dependencies)
 }
 
-fn slash_path(path: &Path) -> String {
+/// `path` with `/` between its components, as file lists show it.
+pub(crate) fn slash_path(path: &Path) -> String {
     path.components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect::<Vec<_>>()

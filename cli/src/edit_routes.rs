@@ -48,7 +48,7 @@ pub struct Planned {
 /// Plans `rspy add-route`.
 pub fn add(project: &Project, request: &AddRoute) -> Result<Planned> {
     let mut plan = Plan::new(&project.root);
-    let mut draft = Draft::new(&plan)?;
+    let mut draft = Draft::new(&plan, &project.manifest)?;
     let added = add_to(&mut plan, &mut draft, request)?;
     draft.finish(&mut plan)?;
     Ok(Planned {
@@ -86,28 +86,27 @@ pub struct Draft {
 }
 
 impl Draft {
-    /// The manifest as `plan` has it.
-    pub fn new(plan: &Plan) -> Result<Self> {
+    /// The manifest as `plan` has it; `manifest` is what its text declares (the project's,
+    /// read when the project was found).
+    pub fn new(plan: &Plan, manifest: &Manifest) -> Result<Self> {
         let text = plan.read(FILE_NAME)?.unwrap_or_default();
-        let manifest = Manifest::parse(&text).map_err(|reason| Error::InvalidManifest {
-            path: plan.root().join(FILE_NAME),
-            reason,
-        })?;
         Ok(Self {
             document: parse_document(&text)?,
-            manifest,
+            manifest: manifest.clone(),
             appended: false,
         })
     }
 
-    /// Puts the edited manifest into `plan`, once it is checked to read as one.
-    pub fn finish(self, plan: &mut Plan) -> Result<()> {
+    /// Puts the edited manifest into `plan`, once it is checked to read as one, and returns
+    /// what it now declares.
+    pub fn finish(self, plan: &mut Plan) -> Result<Manifest> {
         let mut edited = self.document.to_string();
         if self.appended && !edited.ends_with('\n') {
             edited.push('\n');
         }
-        check_still_valid(&edited)?;
-        plan.set(FILE_NAME, Some(edited))
+        let declared = check_still_valid(&edited)?;
+        plan.set(FILE_NAME, Some(edited))?;
+        Ok(declared)
     }
 
     fn add(&mut self, route: &Route) -> Result<()> {
@@ -541,8 +540,8 @@ fn with_route_removed(text: &str, index: usize) -> Result<String> {
 }
 
 /// The edited manifest must still read as one.
-fn check_still_valid(text: &str) -> Result<()> {
-    Manifest::parse(text).map(drop).map_err(|e| {
+fn check_still_valid(text: &str) -> Result<Manifest> {
+    Manifest::parse(text).map_err(|e| {
         Error::Refused(format!(
             "the edited {FILE_NAME} would not be valid ({e}); this is a bug in rspy"
         ))

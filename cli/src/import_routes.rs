@@ -362,7 +362,6 @@ fn keys_in_order(text: &str, paths: &Map<String, Value>) -> Vec<String> {
             deserializer.deserialize_map(Keys)
         }
     }
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     serde_json::from_str::<Document>(text)
         .map(|document| document.paths.0)
         .unwrap_or_else(|_| paths.keys().cloned().collect())
@@ -437,6 +436,8 @@ fn check_routable(operations: &Operations, manifest: &Manifest, shown: &str) -> 
 #[derive(Debug)]
 struct Import {
     plan: Plan,
+    /// What rspy.toml declares once the plan is applied.
+    after: Manifest,
     /// The routes added, in document order.
     added: Vec<(Method, String)>,
     /// The operations already declared, kept as they are, with how they are declared.
@@ -447,7 +448,7 @@ struct Import {
 /// Plans one `add-route --proxy` per operation not declared yet, all in one plan.
 fn plan(project: &Project, operations: &Operations, shown: &str) -> Result<Import> {
     let mut plan = Plan::new(&project.root);
-    let mut draft = edit_routes::Draft::new(&plan)?;
+    let mut draft = edit_routes::Draft::new(&plan, &project.manifest)?;
     let mut added = Vec::new();
     let mut kept = Vec::new();
     for (method, path) in &operations.routes {
@@ -487,9 +488,10 @@ fn plan(project: &Project, operations: &Operations, shown: &str) -> Result<Impor
         })?;
         added.push((*method, path.clone()));
     }
-    draft.finish(&mut plan)?;
+    let after = draft.finish(&mut plan)?;
     Ok(Import {
         plan,
+        after,
         added,
         kept,
         notes: operations.notes.clone(),
@@ -500,16 +502,11 @@ fn plan(project: &Project, operations: &Operations, shown: &str) -> Result<Impor
 fn report(import: Import, shown: &str, dry_run: bool) -> Result<String> {
     let Import {
         plan,
+        after,
         added,
         kept,
         notes,
     } = import;
-    let text = plan.read(FILE_NAME)?.unwrap_or_default();
-    let after = Manifest::parse(&text).map_err(|reason| {
-        Error::Refused(format!(
-            "the edited {FILE_NAME} would not be valid ({reason}); this is a bug in rspy"
-        ))
-    })?;
     let mut out = String::new();
     let row = |method: &Method, path: &str| format!("  {:<7} {path}", route::method_name(*method));
     if plan.is_empty() {

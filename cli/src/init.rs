@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{InitArgs, Transport};
 use crate::detect::{self, Dependencies, Findings, Interface};
 use crate::error::{Error, Result};
-use crate::new::API_PORT;
+use crate::new::check_python_port;
 use crate::undo::{Transaction, check_interrupted};
 use crate::{name, render, template};
 
@@ -258,18 +258,11 @@ fn project_name(args: &InitArgs, root: &Path) -> Result<String> {
 
 fn python_port(args: &InitArgs) -> Result<u16> {
     let port = args.python_port.unwrap_or(DEFAULT_PYTHON_PORT);
-    if args.transport == Some(Transport::Unix) && args.python_port.is_some() {
-        return Err(Error::Refused(
-            "`--python-port` has no effect with the unix transport (Python listens on a socket); drop it or use `--transport tcp`".to_owned(),
-        ));
-    }
-    if port.to_string() == API_PORT {
-        return Err(Error::InvalidPlaceholder {
-            key: "python_port".to_owned(),
-            value: port.to_string(),
-            reason: format!("{API_PORT} is the api's port; choose another, e.g. 8000"),
-        });
-    }
+    check_python_port(
+        args.transport == Some(Transport::Unix),
+        &port.to_string(),
+        args.python_port.is_some().then_some("--python-port"),
+    )?;
     Ok(port)
 }
 
@@ -414,12 +407,7 @@ fn list_files(dir: &Path, relative: &Path, out: &mut Vec<String>) -> Result<()> 
         if entry.path().is_dir() {
             list_files(dir, &path, out)?;
         } else {
-            out.push(
-                path.components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("/"),
-            );
+            out.push(detect::slash_path(&path));
         }
     }
     Ok(())

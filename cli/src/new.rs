@@ -172,9 +172,19 @@ fn placeholder_values(args: &NewArgs) -> Result<BTreeMap<String, String>> {
     for (key, value) in &values {
         placeholders[key].check(key, value)?;
     }
-    let port = &values["python_port"];
-    if values["transport"] == Transport::Unix.as_str() {
-        if let Some(flag) = given.get("python_port") {
+    check_python_port(
+        values["transport"] == Transport::Unix.as_str(),
+        &values["python_port"],
+        given.get("python_port").map(String::as_str),
+    )?;
+    Ok(values)
+}
+
+/// Refuses a Python port the project cannot use: one given at all (by `flag`) with the unix
+/// transport, or the api's own port. Shared by `rspy new` and `rspy init`.
+pub(crate) fn check_python_port(unix: bool, port: &str, flag: Option<&str>) -> Result<()> {
+    if unix {
+        if let Some(flag) = flag {
             return Err(Error::Refused(format!(
                 "`{flag}` has no effect with the unix transport (Python listens on a socket); drop it or use `--transport tcp`"
             )));
@@ -182,11 +192,11 @@ fn placeholder_values(args: &NewArgs) -> Result<BTreeMap<String, String>> {
     } else if port == API_PORT {
         return Err(Error::InvalidPlaceholder {
             key: "python_port".to_owned(),
-            value: port.clone(),
+            value: port.to_owned(),
             reason: format!("{API_PORT} is the api's port; choose another, e.g. 8000"),
         });
     }
-    Ok(values)
+    Ok(())
 }
 
 /// The target may not exist yet, or be an empty directory; anything else is the user's.

@@ -39,11 +39,6 @@ impl Plan {
         }
     }
 
-    /// The project root the plan's paths are relative to.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Reads `path` (relative to the root) as the plan sees it: with this plan's earlier
     /// changes applied. `None` when it does not exist.
     pub fn read(&self, path: &str) -> Result<Option<String>> {
