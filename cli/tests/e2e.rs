@@ -476,7 +476,7 @@ impl Service {
             let output = fs::read_to_string(&log).unwrap_or_default();
             assert!(
                 output.contains("python upstream is ready")
-                    && !output.contains("may connect to the socket"),
+                    && !output.contains("other local users may reach Python"),
                 "{}",
                 context("the api found the socket open to others")
             );

@@ -155,11 +155,11 @@ fn the_bookshop_suite_passes_directly_after_init_and_with_two_native_routes() {
             .spawn()
             .expect("uvicorn starts"),
     );
-    wait_for(port, "/openapi.json", Duration::from_secs(30), |r| {
+    let document = wait_for(port, "/openapi.json", Duration::from_secs(30), |r| {
         r.status == 200
     });
     let openapi = scratch.path().join("openapi.json");
-    fs::write(&openapi, get(port, "/openapi.json").unwrap().body).unwrap();
+    fs::write(&openapi, document.body).unwrap();
     let summary = run_suite(
         &venv,
         &direct,

@@ -10,7 +10,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use support::{
-    Outcome, assert_golden, assert_refused, copy_tree, refusal, repo_root, rspy, run_in, snapshot,
+    Outcome, assert_golden, assert_refused, copy_tree, refusal, repo_root, rspy, rspy_ok, run_in,
+    snapshot,
 };
 use tempfile::TempDir;
 
@@ -156,26 +157,16 @@ fn adopts_each_fixture_into_the_golden_tree_keeping_every_file() {
 #[test]
 fn the_adopted_project_declares_no_route_and_rspy_commands_work_in_it() {
     let (_dir, project) = fixture("fastapi");
-    init(&project, &[]);
-    let routes = run_in(&project, rspy().arg("routes"));
-    assert_eq!(routes.code, Some(0), "{routes:?}");
-    assert!(
-        routes.stdout.contains("0 routes: 0 native, 0 proxy"),
-        "{}",
-        routes.stdout
-    );
-    assert!(
-        routes.stdout.contains("fallback: proxy"),
-        "{}",
-        routes.stdout
-    );
-    let check = run_in(&project, rspy().arg("check"));
-    assert_eq!(check.code, Some(0), "{check:?}");
-    let add = run_in(
+    let out = init(&project, &[]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let routes = rspy_ok(&project, &["routes"]);
+    assert!(routes.contains("0 routes: 0 native, 0 proxy"), "{routes}");
+    assert!(routes.contains("fallback: proxy"), "{routes}");
+    rspy_ok(&project, &["check"]);
+    rspy_ok(
         &project,
-        rspy().args(["add-route", "GET", "/items/{item_id}", "--native"]),
+        &["add-route", "GET", "/items/{item_id}", "--native"],
     );
-    assert_eq!(add.code, Some(0), "{add:?}");
     assert_eq!(
         fs::read_to_string(project.join("crates/api/src/routes.rs")).unwrap(),
         "//! Native handlers, one module per resource, wired to paths by the `[[route]]`s of rspy.toml.\n\npub mod items;\n"
