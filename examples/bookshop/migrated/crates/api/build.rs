@@ -335,6 +335,13 @@ fn route_line(route: &Route) -> String {
         Some(handler) => format!("crate::routes::{handler}"),
         None => "crate::proxy::forward".to_owned(),
     };
+    // An HTTP/2 client opens a WebSocket with CONNECT where HTTP/1.1 uses GET (RFC 8441), so
+    // a forwarded GET route takes both, whatever the fallback.
+    let also = if route.mode == Mode::Proxy && route.method == Method::Get {
+        ".connect(crate::proxy::forward)"
+    } else {
+        ""
+    };
     let mut settings = String::new();
     if let Some(ms) = route.timeout_ms {
         settings.push_str(&format!(".timeout_ms({ms})"));
@@ -350,7 +357,7 @@ fn route_line(route: &Route) -> String {
         )
     };
     format!(
-        "        .route({:?}, ::axum::routing::{method}({handler}){layer})\n",
+        "        .route({:?}, ::axum::routing::{method}({handler}){also}{layer})\n",
         route.path
     )
 }

@@ -1,6 +1,7 @@
 //! Forwards a request to the Python service and streams its answer back, as transparently as
 //! an HTTP/1.1 proxy can: hop-by-hop headers stripped, everything else passed through, bodies
-//! streamed both ways (trailers included), WebSocket and other upgrades tunnelled.
+//! streamed both ways (trailers included), WebSocket and other upgrades tunnelled, HTTP/2
+//! WebSockets (RFC 8441) included.
 
 use std::{
     net::SocketAddr,
@@ -13,8 +14,11 @@ use axum::{
     body::{Body, Bytes},
     extract::{ConnectInfo, Request, State, connect_info::MockConnectInfo},
     http::{
-        HeaderMap, HeaderName, HeaderValue, StatusCode, Version,
-        header::{CONNECTION, CONTENT_LENGTH, FORWARDED, HOST, TE, TRANSFER_ENCODING, UPGRADE},
+        HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version,
+        header::{
+            CONNECTION, CONTENT_LENGTH, FORWARDED, HOST, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+            TE, TRANSFER_ENCODING, UPGRADE,
+        },
     },
     response::Response,
 };
@@ -133,7 +137,7 @@ async fn exchange(state: &AppState, mut request: Request) -> Result<Response, Ap
                 .map(|MockConnectInfo(peer)| *peer)
         });
     // An upgrade (WebSocket) keeps its `Upgrade` header and `Connection: upgrade` upstream.
-    let upgrade = requested_upgrade(request.headers());
+    let upgrade = requested_upgrade(&request);
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
 
     let forwarding = Forwarding {
@@ -165,12 +169,40 @@ async fn exchange(state: &AppState, mut request: Request) -> Result<Response, Ap
             )));
         }
     };
-    match client_upgrade {
-        Some(client_upgrade) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
-            Ok(tunnel(response, client_upgrade))
+    match (client_upgrade, upgrade) {
+        (Some(client_upgrade), Some(upgrade))
+            if response.status() == StatusCode::SWITCHING_PROTOCOLS =>
+        {
+            Ok(tunnel(response, client_upgrade, upgrade.via))
+        }
+        // To an extended CONNECT, any other success would open a tunnel Python never agreed
+        // to: the client would take the page for the first bytes of a WebSocket.
+        (_, Some(upgrade)) if upgrade.via == Via::Connect && response.status().is_success() => {
+            Err(fail(ErrorKind::BadGateway).with_cause(format!(
+                "the service answered an HTTP/2 upgrade ({}) with {}, not 101",
+                upgrade.protocol.to_str().unwrap_or("?"),
+                response.status()
+            )))
         }
         _ => Ok(client_response(response, permit, deadline)),
     }
+}
+
+/// A client's request to switch protocols.
+struct Upgrade {
+    /// The protocol, as the `Upgrade` header names it to Python (`websocket`).
+    protocol: HeaderValue,
+    via: Via,
+}
+
+/// How the client asked for an [`Upgrade`], so its answer goes back the same way.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// HTTP/1.1: `Upgrade` with `Connection: upgrade`, answered `101`.
+    Upgrade,
+    /// HTTP/2 extended CONNECT (RFC 8441): `:protocol` on a CONNECT, answered `200`. Python
+    /// gets the HTTP/1.1 form of it.
+    Connect,
 }
 
 /// What the upstream request is built from, besides the client's request.
@@ -179,8 +211,8 @@ struct Forwarding<'a> {
     peer: Option<SocketAddr>,
     trusted_proxies: &'a TrustedProxies,
     request_id: Option<&'a RequestId>,
-    /// The client's `Upgrade` header, when it asked for one.
-    upgrade: Option<&'a HeaderValue>,
+    /// The protocol the client asked to switch to, if it did.
+    upgrade: Option<&'a Upgrade>,
     max_body_bytes: usize,
 }
 
@@ -222,9 +254,21 @@ fn upstream_request(
         // The client takes trailers, and so does the api: Python may send them.
         headers.insert(TE, HeaderValue::from_static("trailers"));
     }
-    if let Some(protocol) = forwarding.upgrade {
+    if let Some(upgrade) = forwarding.upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(UPGRADE, protocol.clone());
+        headers.insert(UPGRADE, upgrade.protocol.clone());
+        if upgrade.via == Via::Connect {
+            // RFC 8441 section 5: the HTTP/1.1 form of an extended CONNECT is a GET, and
+            // an HTTP/2 client sends no key, so the api, Python's client here, makes one.
+            parts.method = Method::GET;
+            if upgrade
+                .protocol
+                .as_bytes()
+                .eq_ignore_ascii_case(b"websocket")
+            {
+                headers.insert(SEC_WEBSOCKET_KEY, websocket_key());
+            }
+        }
     }
     if let Some(host) = &host {
         headers.insert(HOST, host.clone());
@@ -274,11 +318,45 @@ fn set_forwarded_headers(
     }
 }
 
-/// The protocol a client asks to switch to (`Upgrade: websocket` with `Connection: upgrade`).
-fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
-    has_token(headers, &CONNECTION, "upgrade")
+/// The protocol a client asks to switch to: `Upgrade: websocket` with `Connection: upgrade`
+/// (HTTP/1.1), or a CONNECT with `:protocol = websocket` (HTTP/2, RFC 8441).
+fn requested_upgrade(request: &Request) -> Option<Upgrade> {
+    if request.method() == Method::CONNECT {
+        let protocol = request.extensions().get::<hyper::ext::Protocol>()?;
+        return Some(Upgrade {
+            protocol: HeaderValue::from_str(protocol.as_str()).ok()?,
+            via: Via::Connect,
+        });
+    }
+    let headers = request.headers();
+    let protocol = has_token(headers, &CONNECTION, "upgrade")
         .then(|| headers.get(UPGRADE).cloned())
-        .flatten()
+        .flatten()?;
+    Some(Upgrade {
+        protocol,
+        via: Via::Upgrade,
+    })
+}
+
+/// A fresh `Sec-WebSocket-Key`: 16 random bytes in base64 (RFC 6455 section 4.1).
+fn websocket_key() -> HeaderValue {
+    websocket_key_of(uuid::Uuid::new_v4().into_bytes())
+}
+
+/// `bytes` in base64, as a `Sec-WebSocket-Key`.
+fn websocket_key_of(bytes: [u8; 16]) -> HeaderValue {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut key = [b'='; 24];
+    for (chunk, out) in bytes.chunks(3).zip(key.chunks_mut(4)) {
+        let group = chunk.iter().enumerate().fold(0u32, |group, (at, byte)| {
+            group | u32::from(*byte) << (16 - 8 * at)
+        });
+        // A last chunk of one byte fills two characters; its padding stays `=`.
+        for (at, slot) in out.iter_mut().take(chunk.len() + 1).enumerate() {
+            *slot = ALPHABET[(group >> (18 - 6 * at)) as usize & 63];
+        }
+    }
+    HeaderValue::from_bytes(&key).expect("base64 is a valid header value")
 }
 
 /// Whether any `name` line lists `token` (comma-separated, any case).
@@ -291,10 +369,15 @@ fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
         .any(|item| item.trim().eq_ignore_ascii_case(token))
 }
 
-/// Python accepted an upgrade: answer the client's `101` with Python's headers and copy bytes
-/// both ways once both connections are handed over, until either side closes. Frames,
-/// subprotocols, extensions and close codes are Python's and the client's business.
-fn tunnel(mut response: Response<Incoming>, client: hyper::upgrade::OnUpgrade) -> Response {
+/// Python accepted an upgrade: answer the client (`101`, or `200` to an HTTP/2 extended
+/// CONNECT) with Python's headers and copy bytes both ways once both connections are handed
+/// over, until either side closes. Frames, subprotocols, extensions and close codes are
+/// Python's and the client's business.
+fn tunnel(
+    mut response: Response<Incoming>,
+    client: hyper::upgrade::OnUpgrade,
+    via: Via,
+) -> Response {
     let python = hyper::upgrade::on(&mut response);
     tokio::spawn(async move {
         match tokio::try_join!(client, python) {
@@ -311,11 +394,21 @@ fn tunnel(mut response: Response<Incoming>, client: hyper::upgrade::OnUpgrade) -
     let protocol = parts.headers.get(UPGRADE).cloned();
     parts.version = Version::default();
     strip_hop_by_hop(&mut parts.headers);
-    if let Some(protocol) = protocol {
-        parts
-            .headers
-            .insert(CONNECTION, HeaderValue::from_static("upgrade"));
-        parts.headers.insert(UPGRADE, protocol);
+    match via {
+        Via::Upgrade => {
+            if let Some(protocol) = protocol {
+                parts
+                    .headers
+                    .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+                parts.headers.insert(UPGRADE, protocol);
+            }
+        }
+        // RFC 8441 section 5: `200` instead of `101`, and no accept value, which answers
+        // the key the api made up.
+        Via::Connect => {
+            parts.status = StatusCode::OK;
+            parts.headers.remove(SEC_WEBSOCKET_ACCEPT);
+        }
     }
     Response::from_parts(parts, Body::empty())
 }
@@ -503,6 +596,17 @@ mod tests {
                 "{route} -> {target}"
             );
         }
+    }
+
+    #[test]
+    fn websocket_keys_are_fresh_base64() {
+        // The nonce and key of RFC 6455's example handshake (section 1.3), and all bits set.
+        assert_eq!(
+            websocket_key_of(*b"the sample nonce"),
+            "dGhlIHNhbXBsZSBub25jZQ=="
+        );
+        assert_eq!(websocket_key_of([0xFF; 16]), "/////////////////////w==");
+        assert_ne!(websocket_key(), websocket_key());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The HTTP server: HTTP/1.1 and HTTP/2 (prior knowledge) on one port, with upgrades (the
-//! proxy's WebSocket tunnels), a header read timeout for slow clients, and a graceful stop.
+//! The HTTP server: HTTP/1.1 and HTTP/2 (prior knowledge) on one port, with upgrades and
+//! extended CONNECT (the proxy's WebSocket tunnels), a header read timeout for slow clients,
+//! and a graceful stop.
 //!
 //! `axum::serve` offers none of the timeouts, so this is hyper-util's server driven by hand.
 
@@ -31,7 +32,11 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // WebSockets over HTTP/2 (RFC 8441), which the proxy tunnels like HTTP/1.1 upgrades.
+        .enable_connect_protocol();
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

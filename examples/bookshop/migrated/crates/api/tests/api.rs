@@ -21,10 +21,12 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{any, get, post},
 };
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Frame;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream, UnixListener},
     sync::mpsc,
 };
@@ -693,7 +695,7 @@ async fn spawn_api(state: AppState) -> SocketAddr {
 }
 
 /// Reads from `stream` until `needle` has arrived; returns everything read.
-async fn read_until(stream: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
+async fn read_until(stream: &mut (impl AsyncRead + Unpin), needle: &[u8]) -> Vec<u8> {
     let mut seen = Vec::new();
     let mut buffer = [0; 4096];
     while !seen.windows(needle.len()).any(|w| w == needle) {
@@ -711,9 +713,9 @@ async fn read_until(stream: &mut TcpStream, needle: &[u8]) -> Vec<u8> {
     seen
 }
 
-#[tokio::test]
-async fn upgrades_are_tunnelled_both_ways() {
-    // A Python that accepts any upgrade, then echoes bytes.
+/// A Python that answers the first connection's request head with `answer` (a `101` to
+/// accept an upgrade), then echoes bytes. Returns its URL and the head it was sent.
+async fn spawn_upgrading_python(answer: &'static [u8]) -> (String, Arc<Mutex<String>>) {
     let python = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", python.local_addr().expect("local address"));
     let asked = Arc::new(Mutex::new(String::new()));
@@ -722,8 +724,7 @@ async fn upgrades_are_tunnelled_both_ways() {
         let (mut socket, _) = python.accept().await.expect("accept");
         let head = read_until(&mut socket, b"\r\n\r\n").await;
         *seen.lock().expect("not poisoned") = String::from_utf8_lossy(&head).to_lowercase();
-        let switch = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\nsec-websocket-protocol: chat\r\n\r\n";
-        socket.write_all(switch).await.expect("write");
+        socket.write_all(answer).await.expect("write");
         let mut buffer = [0; 1024];
         loop {
             match socket.read(&mut buffer).await {
@@ -732,6 +733,15 @@ async fn upgrades_are_tunnelled_both_ways() {
             }
         }
     });
+    (url, asked)
+}
+
+#[tokio::test]
+async fn upgrades_are_tunnelled_both_ways() {
+    let (url, asked) = spawn_upgrading_python(
+        b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\nsec-websocket-protocol: chat\r\n\r\n",
+    )
+    .await;
     let api = spawn_api(AppState::new(&config(&url, &[]))).await;
     let mut client = TcpStream::connect(api).await.expect("connect");
     client
@@ -757,6 +767,95 @@ async fn upgrades_are_tunnelled_both_ways() {
         client.write_all(message).await.expect("write");
         assert_eq!(read_until(&mut client, message).await, message);
     }
+}
+
+/// An HTTP/2 connection (h2c, prior knowledge) to the api, once its settings have arrived:
+/// a client may only ask for a WebSocket after the server has offered extended CONNECT.
+async fn http2_client(api: SocketAddr) -> hyper::client::conn::http2::SendRequest<Empty<Bytes>> {
+    let stream = TcpStream::connect(api).await.expect("connect");
+    let (mut client, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("an HTTP/2 handshake");
+    tokio::spawn(connection);
+    let livez = hyper::Request::get(format!("http://{api}/livez"))
+        .body(Empty::new())
+        .expect("a valid request");
+    let answer = client.send_request(livez).await.expect("an answer");
+    assert_eq!(answer.status(), StatusCode::OK);
+    client
+}
+
+/// An HTTP/2 WebSocket request (RFC 8441): CONNECT with `:protocol = websocket`.
+fn websocket_over_http2(api: SocketAddr) -> hyper::Request<Empty<Bytes>> {
+    let mut request = hyper::Request::connect(format!("http://{api}/ws/chat"))
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-protocol", "chat, other")
+        .body(Empty::new())
+        .expect("a valid request");
+    request
+        .extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    request
+}
+
+#[tokio::test]
+async fn http2_websockets_reach_python_as_http1_upgrades() {
+    let (url, asked) = spawn_upgrading_python(
+        b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nsec-websocket-protocol: chat\r\n\r\n",
+    )
+    .await;
+    let api = spawn_api(AppState::new(&config(&url, &[]))).await;
+    let mut client = http2_client(api).await;
+
+    let response = client
+        .send_request(websocket_over_http2(api))
+        .await
+        .expect("an answer");
+    let headers = response.headers();
+    assert_eq!(response.status(), StatusCode::OK, "{headers:?}");
+    assert_eq!(header(headers, "sec-websocket-protocol"), Some("chat"));
+    for gone in ["sec-websocket-accept", "upgrade", "connection"] {
+        assert!(!headers.contains_key(gone), "{gone}: {headers:?}");
+    }
+    // Python was asked the HTTP/1.1 way, with a key the api made up.
+    let asked = asked.lock().expect("not poisoned").clone();
+    assert!(asked.starts_with("get /ws/chat http/1.1\r\n"), "{asked}");
+    for line in [
+        "upgrade: websocket",
+        "connection: upgrade",
+        "sec-websocket-version: 13",
+        "sec-websocket-protocol: chat, other",
+    ] {
+        assert!(asked.contains(line), "{line} missing from {asked}");
+    }
+    let key = asked
+        .lines()
+        .find_map(|line| line.strip_prefix("sec-websocket-key: "))
+        .unwrap_or_default();
+    assert_eq!(key.len(), 24, "{asked}");
+
+    let mut tunnel = TokioIo::new(hyper::upgrade::on(response).await.expect("a tunnel"));
+    for message in [&b"ping"[..], &[0, 159, 255, 1][..]] {
+        tunnel.write_all(message).await.expect("write");
+        assert_eq!(read_until(&mut tunnel, message).await, message);
+    }
+}
+
+#[tokio::test]
+async fn an_http2_websocket_python_does_not_accept_is_502() {
+    let (url, _) =
+        spawn_upgrading_python(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello").await;
+    let api = spawn_api(AppState::new(&config(&url, &[]))).await;
+    let mut client = http2_client(api).await;
+
+    let response = client
+        .send_request(websocket_over_http2(api))
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let body = response.into_body().collect().await.expect("a body");
+    assert_eq!(json_body(&body.to_bytes())["error"]["code"], "bad_gateway");
 }
 
 /// A body of one chunk and then trailers.
