@@ -6,9 +6,9 @@
 //!
 //! Checked, with requests written byte for byte: that the api is transparent (the same
 //! requests sent to Python directly and through the api get the same answers), that it
-//! streams, tunnels WebSockets, survives and reports Python's failures, enforces its limits,
-//! keeps `X-Forwarded-*` honest, carries the request id and trace context to Python's log,
-//! and counts all of it in its metrics.
+//! streams, tunnels WebSockets (opened over HTTP/1.1 and HTTP/2), survives and reports
+//! Python's failures, enforces its limits, keeps `X-Forwarded-*` honest, carries the request
+//! id and trace context to Python's log, and counts all of it in its metrics.
 //!
 //! Needs `python3` with `venv` and access to PyPI (or a warm pip cache), like e2e.rs. Both
 //! projects build into the shared `target/generated`.
@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use regex::Regex;
 use serde_json::Value;
 use support::generated::{free_port, shared_target};
+use support::http2::Http2WebSocket;
 use support::raw::{
     RawResponse, Stream, Target, WS_BINARY, WS_CLOSE, WS_TEXT, WsFrame, build_request, chunked,
     exchange, exchange_while_sending, latin1, read_response, ws_client_frame, ws_close_payload,
@@ -118,8 +119,9 @@ fn gateway(transport: Transport) {
     differential(&direct, &via_api);
     streaming(&via_api);
     http2_clients(&direct, &via_api, &project.root);
-    websocket(&direct, "direct", &python_log, tag);
-    websocket(&via_api, "api", &python_log, tag);
+    websocket(|id| ws_open(&direct, id), "direct", &python_log, tag);
+    websocket(|id| ws_open(&via_api, id), "api", &python_log, tag);
+    websocket(|id| ws_open_http2(api_port, id), "api-h2", &python_log, tag);
     request_id_and_traceparent(&via_api, &python_log, tag);
     forwarded_headers(&via_api, &via_strict);
     oversized_bodies(&via_strict);
@@ -1110,28 +1112,69 @@ fn ws_open(target: &Target, request_id: &str) -> BufReader<Stream> {
     reader
 }
 
+/// Opens /ws/echo over HTTP/2 (RFC 8441), offering two subprotocols; checks the 200 (which
+/// carries no accept value: HTTP/2 has no key) and returns the stream.
+fn ws_open_http2(port: u16, request_id: &str) -> Http2WebSocket {
+    let ws = Http2WebSocket::open(
+        port,
+        "/ws/echo",
+        &[
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-protocol", "chat, other"),
+            ("x-request-id", request_id),
+        ],
+    )
+    .unwrap();
+    assert!(
+        ws.answer.status == 200
+            && ws.header("sec-websocket-protocol") == Some("chat")
+            && ws.header("sec-websocket-accept").is_none(),
+        "{:?}",
+        ws.answer
+    );
+    ws
+}
+
+/// A WebSocket connection as these tests drive it, over HTTP/1.1 or HTTP/2.
+trait WsConnection: Read {
+    fn send_frame(&mut self, frame: &[u8]);
+}
+
+impl WsConnection for BufReader<Stream> {
+    fn send_frame(&mut self, frame: &[u8]) {
+        self.get_mut().write_all(frame).unwrap();
+    }
+}
+
+impl WsConnection for Http2WebSocket {
+    fn send_frame(&mut self, frame: &[u8]) {
+        self.send(frame).unwrap();
+    }
+}
+
 /// The next frame, which a server must send final here and unmasked.
-fn ws_next(ws: &mut BufReader<Stream>) -> WsFrame {
+fn ws_next(ws: &mut impl Read) -> WsFrame {
     let frame = ws_read_frame(ws).unwrap();
     assert!(frame.fin && !frame.masked, "{frame:?}");
     frame
 }
 
 /// The connection ends (within the 30 s read timeout).
-fn ws_eof(ws: &mut BufReader<Stream>, target: &Target) {
+fn ws_eof(ws: &mut impl Read, side: &str) {
     let mut rest = Vec::new();
     let read = ws.read_to_end(&mut rest);
     assert!(
         matches!(read, Ok(0)),
-        "{target:?}: after the close, {read:?} and {rest:?}"
+        "{side}: after the close, {read:?} and {rest:?}"
     );
 }
 
 /// Frames echoed unchanged, a close the server makes on request (4001), and one the client
 /// makes (4002); both sessions show in Python's log with their close codes.
-fn websocket(target: &Target, side: &str, python_log: &Path, tag: &str) {
+/// `open` opens /ws/echo with the request id it is given.
+fn websocket<C: WsConnection>(open: impl Fn(&str) -> C, side: &str, python_log: &Path, tag: &str) {
     let first_id = unique(&format!("gw-ws-{tag}-{side}"));
-    let mut ws = ws_open(target, &first_id);
+    let mut ws = open(&first_id);
     let text = "héllo, gateway ✓";
     let medium: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
     let large = pattern(70_000);
@@ -1140,9 +1183,7 @@ fn websocket(target: &Target, side: &str, python_log: &Path, tag: &str) {
         (WS_BINARY, &medium),
         (WS_BINARY, &large),
     ] {
-        ws.get_mut()
-            .write_all(&ws_client_frame(opcode, payload, MASK))
-            .unwrap();
+        ws.send_frame(&ws_client_frame(opcode, payload, MASK));
     }
     for (opcode, payload) in [
         (WS_TEXT, text.as_bytes()),
@@ -1158,35 +1199,29 @@ fn websocket(target: &Target, side: &str, python_log: &Path, tag: &str) {
             frame.payload.len()
         );
     }
-    ws.get_mut()
-        .write_all(&ws_client_frame(WS_TEXT, b"close 4001", MASK))
-        .unwrap();
+    ws.send_frame(&ws_client_frame(WS_TEXT, b"close 4001", MASK));
     let close = ws_next(&mut ws);
     assert_eq!(close.opcode, WS_CLOSE, "{side}: {close:?}");
     assert_eq!(close.close_code(), Some(4001), "{side}: {close:?}");
     assert_eq!(&close.payload[2..], b"requested", "{side}: {close:?}");
-    ws.get_mut()
-        .write_all(&ws_client_frame(
-            WS_CLOSE,
-            &ws_close_payload(4001, ""),
-            MASK,
-        ))
-        .unwrap();
-    ws_eof(&mut ws, target);
+    ws.send_frame(&ws_client_frame(
+        WS_CLOSE,
+        &ws_close_payload(4001, ""),
+        MASK,
+    ));
+    ws_eof(&mut ws, side);
 
     let second_id = unique(&format!("gw-ws-{tag}-{side}"));
-    let mut ws = ws_open(target, &second_id);
-    ws.get_mut()
-        .write_all(&ws_client_frame(
-            WS_CLOSE,
-            &ws_close_payload(4002, "bye"),
-            MASK,
-        ))
-        .unwrap();
+    let mut ws = open(&second_id);
+    ws.send_frame(&ws_client_frame(
+        WS_CLOSE,
+        &ws_close_payload(4002, "bye"),
+        MASK,
+    ));
     let close = ws_next(&mut ws);
     assert_eq!(close.opcode, WS_CLOSE, "{side}: {close:?}");
     assert_eq!(close.close_code(), Some(4002), "{side}: {close:?}");
-    ws_eof(&mut ws, target);
+    ws_eof(&mut ws, side);
 
     for (id, code) in [(first_id, 4001), (second_id, 4002)] {
         let line = log_line(python_log, &format!("request_id={id} "));

@@ -194,4 +194,5 @@ pub fn assert_golden(name: &str, actual: &str) {
 }
 pub mod generated;
 pub mod http;
+pub mod http2;
 pub mod raw;
