@@ -81,8 +81,8 @@ impl RouteSettings {
 }
 
 /// Handler for `mode = "proxy"` routes and the fallback: sends the request to Python and
-/// returns its response with the body still streaming (or, for an accepted upgrade, `101`
-/// with a tunnel behind it).
+/// returns its response with the body still streaming (or, for an accepted upgrade, `101`, or
+/// `200` to an HTTP/2 client, with a tunnel behind it).
 pub async fn forward(
     State(state): State<AppState>,
     request: Request,
@@ -112,6 +112,12 @@ async fn exchange(state: &AppState, mut request: Request) -> Result<Response, Ap
     let deadline = tokio::time::Instant::now() + total;
     let timeout = settings.timeout.unwrap_or(upstream.timeout()).min(total);
     let fail = |kind| ApiError::new(kind, request_id.clone()).forwarded();
+    // An upgrade (WebSocket) keeps its `Upgrade` header and `Connection: upgrade` upstream.
+    let upgrade = requested_upgrade(&request);
+    if request.method() == Method::CONNECT && upgrade.is_none() {
+        // A tunnel to some host: nothing Python could answer (its path would be lost too).
+        return Err(ApiError::new(ErrorKind::ConnectNotSupported, request_id));
+    }
 
     let declared_length = request
         .headers()
@@ -136,8 +142,6 @@ async fn exchange(state: &AppState, mut request: Request) -> Result<Response, Ap
                 .get::<MockConnectInfo<SocketAddr>>()
                 .map(|MockConnectInfo(peer)| *peer)
         });
-    // An upgrade (WebSocket) keeps its `Upgrade` header and `Connection: upgrade` upstream.
-    let upgrade = requested_upgrade(&request);
     let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
 
     let forwarding = Forwarding {
@@ -338,7 +342,8 @@ fn requested_upgrade(request: &Request) -> Option<Upgrade> {
     })
 }
 
-/// A fresh `Sec-WebSocket-Key`: 16 random bytes in base64 (RFC 6455 section 4.1).
+/// A fresh `Sec-WebSocket-Key`: 16 bytes in base64 (RFC 6455 section 4.1), those of a random
+/// (v4) UUID, whose 122 random bits are plenty for a nonce that only Python checks.
 fn websocket_key() -> HeaderValue {
     websocket_key_of(uuid::Uuid::new_v4().into_bytes())
 }
@@ -349,7 +354,7 @@ fn websocket_key_of(bytes: [u8; 16]) -> HeaderValue {
     let mut key = [b'='; 24];
     for (chunk, out) in bytes.chunks(3).zip(key.chunks_mut(4)) {
         let group = chunk.iter().enumerate().fold(0u32, |group, (at, byte)| {
-            group | u32::from(*byte) << (16 - 8 * at)
+            group | (u32::from(*byte) << (16 - 8 * at))
         });
         // A last chunk of one byte fills two characters; its padding stays `=`.
         for (at, slot) in out.iter_mut().take(chunk.len() + 1).enumerate() {

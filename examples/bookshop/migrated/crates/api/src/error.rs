@@ -20,6 +20,8 @@ use crate::{
 pub enum ErrorKind {
     /// No route matches and the fallback is `none`.
     NotFound,
+    /// A CONNECT that opens no WebSocket: the api is not a forward proxy.
+    ConnectNotSupported,
     /// Python cannot be reached: connection refused, socket missing, connect timeout.
     UpstreamUnavailable,
     /// Python sent no response headers in time.
@@ -36,6 +38,7 @@ impl ErrorKind {
     pub fn status(self) -> StatusCode {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::ConnectNotSupported => StatusCode::NOT_IMPLEMENTED,
             Self::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::BadGateway => StatusCode::BAD_GATEWAY,
@@ -48,6 +51,7 @@ impl ErrorKind {
     pub fn code(self) -> &'static str {
         match self {
             Self::NotFound => "not_found",
+            Self::ConnectNotSupported => "connect_not_supported",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::BadGateway => "bad_gateway",
@@ -59,6 +63,9 @@ impl ErrorKind {
     fn message(self) -> &'static str {
         match self {
             Self::NotFound => "no route matches this request",
+            Self::ConnectNotSupported => {
+                "CONNECT only opens WebSockets over HTTP/2 here; this is not a forward proxy"
+            }
             Self::UpstreamUnavailable => "the service is temporarily unavailable, retry shortly",
             Self::UpstreamTimeout => "the service did not answer in time",
             Self::BadGateway => "the service sent an invalid response",
@@ -70,7 +77,7 @@ impl ErrorKind {
     /// How the metrics count this failure of a forwarded request; `None` for Rust's own.
     pub fn upstream_error(self) -> Option<UpstreamError> {
         match self {
-            Self::NotFound => None,
+            Self::NotFound | Self::ConnectNotSupported => None,
             Self::UpstreamUnavailable => Some(UpstreamError::Unavailable),
             Self::UpstreamTimeout => Some(UpstreamError::Timeout),
             Self::BadGateway => Some(UpstreamError::BadGateway),
