@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use support::generated::{Supervisor, check, free_port, json_field, shared_target, wait_for};
 use support::http::{Response, get, request};
+use support::http2::Http2WebSocket;
+use support::raw::{WS_TEXT, ws_client_frame, ws_read_frame};
 use support::{rspy, rspy_ok, run_in};
 use tempfile::TempDir;
 
@@ -320,7 +322,9 @@ async def slow() -> dict[str, str]:
         "{user:?}"
     );
 
-    // The end state: unmatched requests get 404 from Rust and never reach Python.
+    // The end state: unmatched requests get 404 from Rust and never reach Python. The
+    // WebSocket echo is declared so that it still does.
+    rspy_ok(&project, &["add-route", "GET", "/ws/echo", "--proxy"]);
     rspy_ok(&project, &["set-fallback", "none"]);
     service.check("cargo", &["build", "--release"]);
     let mut supervisor = Supervisor::start(&project, api_port);
@@ -352,6 +356,22 @@ async def slow() -> dict[str, str]:
         Some("python"),
         "declared proxy routes still reach Python"
     );
+    // An HTTP/2 client opens a WebSocket with CONNECT, not GET: the declared `GET /ws/echo`
+    // takes it all the same, and an undeclared path does not.
+    let mut ws =
+        Http2WebSocket::open(api_port, "/ws/echo", &[("sec-websocket-version", "13")]).unwrap();
+    assert_eq!(ws.answer.status, 200, "{:?}", ws.answer);
+    ws.send(&ws_client_frame(WS_TEXT, b"still Python", [1, 2, 3, 4]))
+        .unwrap();
+    let echo = ws_read_frame(&mut ws).unwrap();
+    assert_eq!(
+        (echo.opcode, echo.payload.as_slice()),
+        (WS_TEXT, &b"still Python"[..])
+    );
+    // Closed now, or the api's graceful stop would wait for it.
+    drop(ws);
+    let undeclared = Http2WebSocket::open(api_port, "/ws/other", &[]).unwrap();
+    assert_eq!(undeclared.answer.status, 404, "{:?}", undeclared.answer);
     // Python logs every request it gets with its id: the declared one shows up, the other never.
     let log = supervisor.log.clone();
     let start = Instant::now();
