@@ -11,8 +11,7 @@ use h2::{RecvStream, SendStream};
 use http::{Method, Request, response::Parts};
 use tokio::runtime::Runtime;
 
-/// How long any one step may take before the test gives up on it (as in `raw`).
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
+use super::raw::IO_TIMEOUT;
 
 /// The answer to an extended CONNECT and, when it is a success, the stream behind it.
 #[derive(Debug)]
@@ -56,10 +55,11 @@ impl Http2WebSocket {
         request
             .extensions_mut()
             .insert(h2::ext::Protocol::from("websocket"));
-        let (answer, send, recv) = runtime.block_on(async {
+        let exchange = async {
             let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
             tcp.set_nodelay(true)?;
-            let (client, connection) = h2::client::handshake(tcp).await.map_err(io::Error::other)?;
+            let (client, connection) =
+                h2::client::handshake(tcp).await.map_err(io::Error::other)?;
             tokio::spawn(connection);
             let mut client = client.ready().await.map_err(io::Error::other)?;
             // A client may ask only once the server's SETTINGS have offered it.
@@ -75,13 +75,12 @@ impl Http2WebSocket {
             let (response, send) = client
                 .send_request(request, false)
                 .map_err(io::Error::other)?;
-            let response = tokio::time::timeout(IO_TIMEOUT, response)
-                .await
-                .map_err(io::Error::other)?
-                .map_err(io::Error::other)?;
-            let (answer, recv) = response.into_parts();
+            let (answer, recv) = response.await.map_err(io::Error::other)?.into_parts();
             Ok::<_, io::Error>((answer, send, recv))
-        })?;
+        };
+        let (answer, send, recv) = runtime
+            .block_on(async { tokio::time::timeout(IO_TIMEOUT, exchange).await })
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer in 30 s"))??;
         let stream = answer.status.is_success().then_some(Tunnel {
             runtime,
             send,

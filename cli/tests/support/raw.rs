@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long any read or write may block before the test gives up on it.
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where a server listens: a loopback TCP port or a Unix socket.
 #[derive(Debug, Clone)]
