@@ -142,7 +142,7 @@ async fn exchange(state: &AppState, mut request: Request) -> Result<Response, Ap
                 .get::<MockConnectInfo<SocketAddr>>()
                 .map(|MockConnectInfo(peer)| *peer)
         });
-    let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
+    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
 
     let forwarding = Forwarding {
         settings: &settings,
@@ -173,15 +173,13 @@ async fn exchange(state: &AppState, mut request: Request) -> Result<Response, Ap
             )));
         }
     };
-    match (client_upgrade, upgrade) {
-        (Some(client_upgrade), Some(upgrade))
-            if response.status() == StatusCode::SWITCHING_PROTOCOLS =>
-        {
-            Ok(tunnel(response, client_upgrade, upgrade.via))
+    match upgrade.zip(client_upgrade) {
+        Some((upgrade, client)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            Ok(tunnel(response, client, upgrade.via))
         }
         // To an extended CONNECT, any other success would open a tunnel Python never agreed
         // to: the client would take the page for the first bytes of a WebSocket.
-        (_, Some(upgrade)) if upgrade.via == Via::Connect && response.status().is_success() => {
+        Some((upgrade, _)) if upgrade.via == Via::Connect && response.status().is_success() => {
             Err(fail(ErrorKind::BadGateway).with_cause(format!(
                 "the service answered an HTTP/2 upgrade ({}) with {}, not 101",
                 upgrade.protocol.to_str().unwrap_or("?"),
@@ -259,8 +257,7 @@ fn upstream_request(
         headers.insert(TE, HeaderValue::from_static("trailers"));
     }
     if let Some(upgrade) = forwarding.upgrade {
-        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(UPGRADE, upgrade.protocol.clone());
+        set_upgrade(headers, upgrade.protocol.clone());
         if upgrade.via == Via::Connect {
             // RFC 8441 section 5: the HTTP/1.1 form of an extended CONNECT is a GET, and
             // an HTTP/2 client sends no key, so the api, Python's client here, makes one.
@@ -364,6 +361,13 @@ fn websocket_key_of(bytes: [u8; 16]) -> HeaderValue {
     HeaderValue::from_bytes(&key).expect("base64 is a valid header value")
 }
 
+/// `Connection: upgrade` with `Upgrade: <protocol>`: the HTTP/1.1 pair that asks for a
+/// switch of protocols, or agrees to one.
+fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(UPGRADE, protocol);
+}
+
 /// Whether any `name` line lists `token` (comma-separated, any case).
 fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
     headers
@@ -402,10 +406,7 @@ fn tunnel(
     match via {
         Via::Upgrade => {
             if let Some(protocol) = protocol {
-                parts
-                    .headers
-                    .insert(CONNECTION, HeaderValue::from_static("upgrade"));
-                parts.headers.insert(UPGRADE, protocol);
+                set_upgrade(&mut parts.headers, protocol);
             }
         }
         // RFC 8441 section 5: `200` instead of `101`, and no accept value, which answers
