@@ -17,11 +17,7 @@ pub mod upstream_addr;
 use std::sync::Arc;
 
 use axum::{
-    Router,
-    extract::{DefaultBodyLimit, State},
-    http::header::CONTENT_TYPE,
-    middleware,
-    response::IntoResponse,
+    Router, extract::State, http::header::CONTENT_TYPE, middleware, response::IntoResponse,
     routing::get,
 };
 
@@ -90,7 +86,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// What every request passes through around `routes`: request id, trace context, request
-/// log and metrics (one layer), and the body limit of native routes' extractors.
+/// log, metrics and the body limit of native routes' extractors, all in one layer.
 pub fn edge(routes: Router<AppState>, state: AppState) -> Router {
     routes
         // Around everything else, so the id is known to every handler and set on every
@@ -99,9 +95,6 @@ pub fn edge(routes: Router<AppState>, state: AppState) -> Router {
             state.clone(),
             telemetry::observe,
         ))
-        // Extractors of native handlers (`Json`, `Bytes`...) refuse larger bodies with 413,
-        // which `telemetry::observe` turns into the proxy's JSON error.
-        .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
 }
 

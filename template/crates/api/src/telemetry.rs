@@ -7,7 +7,7 @@ use std::{
 };
 
 use axum::{
-    extract::{MatchedPath, Request, State},
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
     http::{StatusCode, header::CONTENT_TYPE},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -70,10 +70,10 @@ fn is_body_limit_rejection(response: &Response) -> bool {
 const QUIET_PATHS: [&str; 2] = ["/livez", "/readyz"];
 
 /// The one middleware on every route and the fallback: settles the request id and trace
-/// context (see [`request_id`] and [`trace_context`]), puts the id on the response, and
-/// records one structured log line per request (method, route template, path, mode, status,
-/// latency, request id, trace id) and its metrics. One layer rather than three: each layer
-/// costs an allocation or two per request.
+/// context (see [`request_id`] and [`trace_context`]), sets the body limit of native
+/// handlers' extractors, puts the id on the response, and records one structured log line
+/// per request (method, route template, path, mode, status, latency, request id, trace id)
+/// and its metrics. One layer rather than four: each layer costs allocations per request.
 ///
 /// The route is the template (`/users/{id}`), not the raw path, so logs and metrics group by
 /// endpoint; unmatched requests show as `fallback`. Latency runs to the response headers: a
@@ -93,6 +93,9 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
         tracing::enabled!(Level::INFO)
     };
     let path = logged.then(|| request.uri().path().to_owned());
+    // Extractors of native handlers (`Json`, `Bytes`...) refuse larger bodies with 413, made
+    // the proxy's JSON error below. The proxy has its own limit, of the same size.
+    DefaultBodyLimit::max(state.max_body_bytes).apply(&mut request);
 
     let mut response = next.run(request).await;
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE && is_body_limit_rejection(&response) {

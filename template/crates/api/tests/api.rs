@@ -469,6 +469,25 @@ async fn a_route_timeout_overrides_the_default() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+/// A proxy route with settings has them in its handler (as the generated router does), not
+/// in an extension: `/late/slow` reaches Python's `/slow`, and its 100 ms timeout applies.
+#[tokio::test]
+async fn a_proxy_routes_handler_holds_its_settings() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let settings = proxy::RouteSettings::new()
+        .timeout_ms(100)
+        .upstream_path("/late/{*rest}", "/{*rest}");
+    let router = Router::new()
+        .route("/late/{*rest}", get(proxy::Forward(settings)))
+        .with_state(state);
+    let started = std::time::Instant::now();
+    let (status, _, body) = send(with_client_address(router), get_request("/late/slow")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(json_body(&body)["error"]["code"], "upstream_timeout");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
 #[tokio::test]
 async fn a_route_upstream_path_maps_the_path_and_keeps_the_query() {
     let url = spawn_tcp_upstream(python_stand_in()).await;

@@ -331,17 +331,6 @@ fn render(manifest: &Manifest) -> String {
 
 fn route_line(route: &Route) -> String {
     let method = route.method.routing_fn();
-    let handler = match &route.handler {
-        Some(handler) => format!("crate::routes::{handler}"),
-        None => "crate::proxy::forward".to_owned(),
-    };
-    // An HTTP/2 client opens a WebSocket with CONNECT where HTTP/1.1 uses GET (RFC 8441), so
-    // a forwarded GET route takes both, whatever the fallback.
-    let also = if route.mode == Mode::Proxy && route.method == Method::Get {
-        ".connect(crate::proxy::forward)"
-    } else {
-        ""
-    };
     let mut settings = String::new();
     if let Some(ms) = route.timeout_ms {
         settings.push_str(&format!(".timeout_ms({ms})"));
@@ -349,12 +338,26 @@ fn route_line(route: &Route) -> String {
     if let Some(target) = &route.upstream_path {
         settings.push_str(&format!(".upstream_path({:?}, {target:?})", route.path));
     }
-    let layer = if settings.is_empty() {
-        String::new()
+    if !settings.is_empty() {
+        settings = format!("crate::proxy::RouteSettings::new(){settings}");
+    }
+    // A proxy route's handler holds its settings; a native handler's requests carry them, in
+    // an extension that a layer sets.
+    let (handler, layer) = match (&route.handler, settings.is_empty()) {
+        (Some(handler), true) => (format!("crate::routes::{handler}"), String::new()),
+        (Some(handler), false) => (
+            format!("crate::routes::{handler}"),
+            format!("\n            .layer(::axum::Extension({settings}))"),
+        ),
+        (None, true) => ("crate::proxy::forward".to_owned(), String::new()),
+        (None, false) => (format!("crate::proxy::Forward({settings})"), String::new()),
+    };
+    // An HTTP/2 client opens a WebSocket with CONNECT where HTTP/1.1 uses GET (RFC 8441), so
+    // a forwarded GET route takes both, whatever the fallback.
+    let also = if route.mode == Mode::Proxy && route.method == Method::Get {
+        format!("\n            .connect({handler})")
     } else {
-        format!(
-            "\n            .layer(::axum::Extension(crate::proxy::RouteSettings::new(){settings}))"
-        )
+        String::new()
     };
     format!(
         "        .route({:?}, ::axum::routing::{method}({handler}){also}{layer})\n",

@@ -4,6 +4,7 @@
 //! WebSockets (RFC 8441) included.
 
 use std::{
+    future::Future,
     net::SocketAddr,
     pin::Pin,
     task::{Context, Poll},
@@ -13,6 +14,7 @@ use std::{
 use axum::{
     body::{Body, Bytes},
     extract::{ConnectInfo, Request, State, connect_info::MockConnectInfo},
+    handler::Handler,
     http::{
         HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version,
         header::{
@@ -20,7 +22,7 @@ use axum::{
             TE, TRANSFER_ENCODING, UPGRADE,
         },
     },
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use http_body_util::{LengthLimitError, Limited};
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -47,9 +49,10 @@ const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 /// that it announces, so it must pass for trailers to survive.
 const HOP_BY_HOP: [HeaderName; 4] = [KEEP_ALIVE, TE, TRANSFER_ENCODING, UPGRADE];
 
-/// A route's own forwarding settings from rspy.toml (`timeout_ms`, `upstream_path`), set as a
-/// request extension by the generated router. They apply to every request the route forwards:
-/// by the proxy, or by a native handler that still passes requests through to Python.
+/// A route's own forwarding settings from rspy.toml (`timeout_ms`, `upstream_path`). They
+/// apply to every request the route forwards: a proxy route's handler is a [`Forward`] that
+/// holds them, and a native route's requests carry them as an extension (set by the
+/// generated router), for a handler that still passes requests through to Python.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RouteSettings {
     /// How long to wait for response headers; overrides `UPSTREAM_TIMEOUT_MS`.
@@ -80,14 +83,42 @@ impl RouteSettings {
     }
 }
 
-/// Handler for `mode = "proxy"` routes and the fallback: sends the request to Python and
-/// returns its response with the body still streaming (or, for an accepted upgrade, `101`, or
-/// `200` to an HTTP/2 client, with a tunnel behind it).
+/// Handler for the fallback and for `mode = "proxy"` routes without settings of their own:
+/// sends the request to Python and returns its response with the body still streaming (or,
+/// for an accepted upgrade, `101`, or `200` to an HTTP/2 client, with a tunnel behind it).
+/// A [`RouteSettings`] extension, if the route sets one, applies.
 pub async fn forward(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let result = exchange(&state, request).await;
+    let settings = request
+        .extensions()
+        .get::<RouteSettings>()
+        .copied()
+        .unwrap_or_default();
+    forward_with(&state, request, settings).await
+}
+
+/// Handler for a `mode = "proxy"` route with settings (`timeout_ms`, `upstream_path`): as
+/// [`forward`], with the settings its own rather than read from a request extension, which
+/// saves the route a layer that every request would pass through.
+#[derive(Debug, Clone, Copy)]
+pub struct Forward(pub RouteSettings);
+
+impl Handler<Forward, AppState> for Forward {
+    type Future = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+    fn call(self, request: Request, state: AppState) -> Self::Future {
+        Box::pin(async move { forward_with(&state, request, self.0).await.into_response() })
+    }
+}
+
+async fn forward_with(
+    state: &AppState,
+    request: Request,
+    settings: RouteSettings,
+) -> Result<Response, ApiError> {
+    let result = exchange(state, request, settings).await;
     if let Err(err) = &result
         && let Some(kind) = err.kind().upstream_error()
     {
@@ -100,14 +131,13 @@ pub async fn forward(
     })
 }
 
-async fn exchange(state: &AppState, mut request: Request) -> Result<Response, ApiError> {
+async fn exchange(
+    state: &AppState,
+    mut request: Request,
+    settings: RouteSettings,
+) -> Result<Response, ApiError> {
     let upstream = &state.upstream;
     let request_id = request.extensions().get::<RequestId>().cloned();
-    let settings = request
-        .extensions()
-        .get::<RouteSettings>()
-        .copied()
-        .unwrap_or_default();
     let total = upstream.total_timeout();
     let deadline = tokio::time::Instant::now() + total;
     let timeout = settings.timeout.unwrap_or(upstream.timeout()).min(total);
