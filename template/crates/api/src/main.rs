@@ -30,6 +30,12 @@ use {{crate_name}}_api::telemetry;
 use {{crate_name}}_api::{AppState, app};
 use {{crate_name}}_api::{health, server};
 
+/// Allocation is a fifth of the work of a proxied request; mimalloc does it with fewer
+/// instructions than the system allocator (see the workspace's Cargo.toml). Remove these two
+/// lines and the dependency to go back to the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     if let Err(err) = telemetry::init() {
         // Logging itself is what failed, so this one message goes straight to stderr.

@@ -30,6 +30,12 @@ use bookshop_api::telemetry;
 use bookshop_api::{AppState, app};
 use bookshop_api::{health, server};
 
+/// Allocation is a fifth of the work of a proxied request; mimalloc does it with fewer
+/// instructions than the system allocator (see the workspace's Cargo.toml). Remove these two
+/// lines and the dependency to go back to the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     if let Err(err) = telemetry::init() {
         // Logging itself is what failed, so this one message goes straight to stderr.
