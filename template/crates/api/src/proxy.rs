@@ -301,9 +301,12 @@ fn upstream_request(
             }
         }
     }
-    if let Some(host) = &host {
-        headers.insert(HOST, host.clone());
-    }
+    // Without one from the client (HTTP/1.0, an HTTP/2 request without `:authority`), the
+    // `Host` is Python's address, as hyper would have set it from a real upstream URI.
+    headers.insert(
+        HOST,
+        host.clone().unwrap_or_else(|| upstream.host().clone()),
+    );
     set_forwarded_headers(headers, forwarding, host);
     if let Some(id) = forwarding.request_id {
         headers.insert(X_REQUEST_ID, id.header_value());

@@ -1,5 +1,6 @@
 //! The Python upstream: a pooled HTTP/1.1 client over TCP or a Unix socket, and its readiness.
 
+mod tcp;
 mod unix;
 
 use std::{
@@ -12,7 +13,7 @@ use std::{
 
 use axum::{
     body::Body,
-    http::{Request, Uri, uri::Authority},
+    http::{HeaderValue, Request, Uri, uri::Authority},
 };
 use hyper_util::{
     client::legacy::{Client, ResponseFuture, connect::HttpConnector},
@@ -27,6 +28,12 @@ use crate::config::{Config, UpstreamAddr};
 /// the api never reuses a connection Python is about to close ("connection closed before
 /// message completed").
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The authority of every upstream URI, a placeholder: the connectors dial the configured
+/// address whatever the URI says, and the `Host` Python sees is set apart (see
+/// [`Upstream::host`]). It is short because hyper-util's pool keys its connections by it,
+/// hashing it byte by byte several times per request.
+const URI_AUTHORITY: Authority = Authority::from_static("py");
 
 /// The Python service, as the proxy and the readiness probe see it.
 #[derive(Debug)]
@@ -43,9 +50,8 @@ pub struct Upstream {
 struct Shared {
     address: UpstreamAddr,
     connect_timeout: Duration,
-    /// Authority of upstream request URIs. The client's `Host` header travels unchanged;
-    /// this only tells hyper where to connect (and is a placeholder for a Unix socket).
-    authority: Authority,
+    /// The `Host` of a request whose client sent none (and of the readiness probe).
+    host: HeaderValue,
     timeout: Duration,
     total_timeout: Duration,
     /// One permit per forwarded request in flight (`UPSTREAM_MAX_CONCURRENCY`), across
@@ -59,7 +65,7 @@ struct Shared {
 /// One pooled client per transport; both hand out the same `ResponseFuture`.
 #[derive(Debug)]
 enum Transport {
-    Tcp(Client<HttpConnector, Body>),
+    Tcp(Client<tcp::TcpConnector, Body>),
     Unix(Client<unix::UnixConnector, Body>),
 }
 
@@ -72,13 +78,21 @@ impl Transport {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             // Resends a request only when a pooled connection closed before any of it was
             // written, so even a POST is never sent twice. No other retries.
-            .retry_canceled_requests(true);
+            .retry_canceled_requests(true)
+            // Every request carries its own `Host`: never the URI's placeholder authority.
+            .set_host(false);
         match address {
-            UpstreamAddr::Tcp(_) => {
+            UpstreamAddr::Tcp(authority) => {
                 let mut connector = HttpConnector::new();
                 connector.set_connect_timeout(Some(connect_timeout));
                 connector.set_nodelay(true);
-                Self::Tcp(builder.build(connector))
+                let target = Uri::builder()
+                    .scheme("http")
+                    .authority(authority.clone())
+                    .path_and_query("/")
+                    .build()
+                    .expect("a valid authority makes a valid URI");
+                Self::Tcp(builder.build(tcp::TcpConnector::new(connector, target)))
             }
             UpstreamAddr::Unix(path) => {
                 let connector = unix::UnixConnector::new(path.clone(), connect_timeout);
@@ -90,16 +104,18 @@ impl Transport {
 
 impl Upstream {
     pub fn new(config: &Config) -> Self {
-        let authority = match &config.upstream {
-            UpstreamAddr::Tcp(authority) => authority.clone(),
-            UpstreamAddr::Unix(_) => Authority::from_static("localhost"),
+        // What a client connecting to Python itself would send.
+        let host = match &config.upstream {
+            UpstreamAddr::Tcp(authority) => HeaderValue::from_str(authority.as_str())
+                .expect("an authority is a valid header value"),
+            UpstreamAddr::Unix(_) => HeaderValue::from_static("localhost"),
         };
         Self {
             client: Transport::new(&config.upstream, config.connect_timeout),
             shared: Arc::new(Shared {
                 address: config.upstream.clone(),
                 connect_timeout: config.connect_timeout,
-                authority,
+                host,
                 timeout: config.upstream_timeout,
                 total_timeout: config.upstream_total_timeout,
                 permits: Arc::new(Semaphore::new(config.upstream_max_concurrency)),
@@ -120,10 +136,12 @@ impl Upstream {
     }
 
     /// The upstream URI for a client request's path and query, both passed through verbatim.
+    /// Its authority is a placeholder: a request needs a `Host` of its own (the client's, or
+    /// [`Upstream::host`]).
     pub fn uri(&self, path_and_query: &str) -> Result<Uri, axum::http::Error> {
         Uri::builder()
             .scheme("http")
-            .authority(self.shared.authority.clone())
+            .authority(URI_AUTHORITY)
             .path_and_query(path_and_query)
             .build()
     }
@@ -135,6 +153,12 @@ impl Upstream {
             Transport::Tcp(client) => client.request(request),
             Transport::Unix(client) => client.request(request),
         }
+    }
+
+    /// The `Host` for a request to Python whose client sent none: Python's address
+    /// (`127.0.0.1:8000`), or `localhost` over a Unix socket.
+    pub fn host(&self) -> &HeaderValue {
+        &self.shared.host
     }
 
     /// The Unix socket Python listens on, with the unix transport.

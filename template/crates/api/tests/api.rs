@@ -367,6 +367,24 @@ async fn an_absolute_form_target_names_the_host() {
     );
 }
 
+#[tokio::test]
+async fn without_a_host_python_gets_its_own_address() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let address = url.trim_start_matches("http://");
+
+    // No Host header and no authority in the target, as from an HTTP/1.0 client.
+    let (status, _, body) = send(client_facing(state), get_request("/echo/x")).await;
+
+    assert_eq!(status, StatusCode::CREATED);
+    let echoed = json_body(&body);
+    assert_eq!(echoed["headers"]["host"], json!([address]), "{echoed}");
+    assert!(
+        echoed["headers"].get("x-forwarded-host").is_none(),
+        "{echoed}"
+    );
+}
+
 {% if python_service == "sample" %}#[tokio::test]
 async fn other_methods_on_a_declared_path_still_reach_python() {
     let url = spawn_tcp_upstream(python_stand_in()).await;

@@ -352,6 +352,24 @@ async fn an_absolute_form_target_names_the_host() {
 }
 
 #[tokio::test]
+async fn without_a_host_python_gets_its_own_address() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let address = url.trim_start_matches("http://");
+
+    // No Host header and no authority in the target, as from an HTTP/1.0 client.
+    let (status, _, body) = send(client_facing(state), get_request("/echo/x")).await;
+
+    assert_eq!(status, StatusCode::CREATED);
+    let echoed = json_body(&body);
+    assert_eq!(echoed["headers"]["host"], json!([address]), "{echoed}");
+    assert!(
+        echoed["headers"].get("x-forwarded-host").is_none(),
+        "{echoed}"
+    );
+}
+
+#[tokio::test]
 async fn proxy_streams_the_response_as_python_produces_it() {
     let (sender, receiver) = mpsc::channel(1);
     let chunks = Chunks(Arc::new(Mutex::new(Some(receiver))));
