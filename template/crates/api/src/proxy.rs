@@ -5,7 +5,7 @@
 
 use std::{
     future::Future,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     pin::Pin,
     task::{Context, Poll},
     time::Duration,
@@ -48,6 +48,16 @@ const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 /// (RFC 9110 section 6.6.2): it announces the trailer fields, and hyper sends only trailers
 /// that it announces, so it must pass for trailers to survive.
 const HOP_BY_HOP: [HeaderName; 4] = [KEEP_ALIVE, TE, TRANSFER_ENCODING, UPGRADE];
+
+/// What a client may claim about itself and the hops before: passed on from a trusted proxy
+/// (see `TRUSTED_PROXIES`), dropped or replaced from anyone else.
+const FORWARDING_CLAIMS: [HeaderName; 5] = [
+    X_FORWARDED_FOR,
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    FORWARDED,
+    X_REAL_IP,
+];
 
 /// A route's own forwarding settings from rspy.toml (`timeout_ms`, `upstream_path`). They
 /// apply to every request the route forwards: a proxy route's handler is a [`Forward`] that
@@ -326,30 +336,61 @@ fn set_forwarded_headers(
 ) {
     let peer = forwarding.peer.map(|peer| peer.ip().to_canonical());
     let trusted = peer.is_some_and(|peer| forwarding.trusted_proxies.contains(peer));
-    let peer = peer.map(|peer| peer.to_string());
+    let peer = peer.map(ip_text);
     let chain = if trusted {
-        forwarded_for(headers, peer.as_deref())
+        let chain = forwarded_for(headers, peer.as_deref());
+        headers.remove(X_FORWARDED_FOR);
+        chain
     } else {
-        for name in [X_FORWARDED_PROTO, X_FORWARDED_HOST, FORWARDED, X_REAL_IP] {
+        // One pass over the names finds the client's own claims (most requests make none);
+        // removing each name blindly would be a lookup each.
+        let claims: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| FORWARDING_CLAIMS.contains(name))
+            .cloned()
+            .collect();
+        for name in &claims {
             headers.remove(name);
         }
         peer.unwrap_or_default()
     };
-    headers.remove(X_FORWARDED_FOR);
     // Visible ASCII joined with an IP address is always a valid value; if not, it is dropped.
     if let Ok(chain) = HeaderValue::from_str(&chain)
         && !chain.is_empty()
     {
         headers.insert(X_FORWARDED_FOR, chain);
     }
-    if !headers.contains_key(X_FORWARDED_PROTO) {
+    // From an untrusted peer, none is left to keep.
+    if !(trusted && headers.contains_key(X_FORWARDED_PROTO)) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
     if let Some(host) = host
-        && !headers.contains_key(X_FORWARDED_HOST)
+        && !(trusted && headers.contains_key(X_FORWARDED_HOST))
     {
         headers.insert(X_FORWARDED_HOST, host);
     }
+}
+
+/// An IP address as text: `Display`'s, with IPv4 (nearly every peer) written without the
+/// formatting machinery.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(ip) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (at, octet) in ip.octets().into_iter().enumerate() {
+        if at > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
 }
 
 /// The protocol a client asks to switch to: `Upgrade: websocket` with `Connection: upgrade`
@@ -554,24 +595,27 @@ fn forwarded_for(headers: &HeaderMap, peer: Option<&str>) -> String {
 }
 
 /// Removes `Connection`, every header named by any `Connection` line, the fixed hop-by-hop
-/// set and all `Proxy-*` headers.
+/// set and all `Proxy-*` headers. One pass over the names finds them: most messages have none,
+/// and each removal is a lookup of its own.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    let proxy: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for name in named.iter().chain(&proxy).chain(&HOP_BY_HOP) {
+    let mut doomed = Vec::new();
+    for name in headers.keys() {
+        if *name == CONNECTION || HOP_BY_HOP.contains(name) || name.as_str().starts_with("proxy-") {
+            doomed.push(name.clone());
+        }
+    }
+    if doomed.contains(&CONNECTION) {
+        let named = headers
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok());
+        doomed.extend(named);
+    }
+    for name in &doomed {
         headers.remove(name);
     }
-    headers.remove(CONNECTION);
 }
 
 #[cfg(test)]
@@ -646,6 +690,22 @@ mod tests {
         );
         assert_eq!(websocket_key_of([0xFF; 16]), "/////////////////////w==");
         assert_ne!(websocket_key(), websocket_key());
+    }
+
+    #[test]
+    fn ip_text_writes_addresses_as_display_does() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.0.100.9",
+            "192.168.1.20",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let ip: IpAddr = ip.parse().expect("an IP address");
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
     }
 
     #[test]
