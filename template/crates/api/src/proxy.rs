@@ -21,6 +21,7 @@ use axum::{
             CONNECTION, CONTENT_LENGTH, FORWARDED, HOST, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
             TE, TRANSFER_ENCODING, UPGRADE,
         },
+        uri::PathAndQuery,
     },
     response::{IntoResponse, Response},
 };
@@ -285,7 +286,12 @@ fn upstream_request(
             }
             upstream.uri(&path_and_query)?
         }
-        None => upstream.uri(uri.path_and_query().map_or("/", |pq| pq.as_str()))?,
+        // The path and query as parsed already, not copied and parsed again.
+        None => upstream.uri_with(
+            uri.path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        ),
     };
     parts.version = Version::HTTP_11;
 
@@ -507,7 +513,8 @@ fn client_response(
     strip_hop_by_hop(&mut parts.headers);
     let body = UpstreamBody {
         body,
-        deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        deadline,
+        timer: None,
         _permit: permit,
     };
     Response::from_parts(parts, Body::new(body))
@@ -516,7 +523,10 @@ fn client_response(
 /// A response body from Python, cut with an error at `UPSTREAM_TOTAL_TIMEOUT_MS`.
 struct UpstreamBody {
     body: Incoming,
-    deadline: Pin<Box<Sleep>>,
+    deadline: tokio::time::Instant,
+    /// Set the first time the body has to wait for Python, to wake it at the deadline. Most
+    /// bodies are there at once and never need one: the clock is read instead.
+    timer: Option<Pin<Box<Sleep>>>,
     /// Released when the body is done (or dropped): the request is no longer in flight.
     _permit: OwnedSemaphorePermit,
 }
@@ -530,12 +540,24 @@ impl hyper::body::Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        if this.deadline.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Some(Err(
-                "the response outlasted UPSTREAM_TOTAL_TIMEOUT_MS".into(),
-            )));
+        let expired = match &mut this.timer {
+            Some(timer) => timer.as_mut().poll(cx).is_ready(),
+            None => tokio::time::Instant::now() >= this.deadline,
+        };
+        if expired {
+            return outlasted();
         }
-        Pin::new(&mut this.body).poll_frame(cx).map_err(Into::into)
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if frame.is_pending() && this.timer.is_none() {
+            // Polled once, so it wakes this body at the deadline.
+            let timer = this
+                .timer
+                .insert(Box::pin(tokio::time::sleep_until(this.deadline)));
+            if timer.as_mut().poll(cx).is_ready() {
+                return outlasted();
+            }
+        }
+        frame.map_err(Into::into)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -545,6 +567,13 @@ impl hyper::body::Body for UpstreamBody {
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
     }
+}
+
+/// The error that cuts a response body at the deadline.
+fn outlasted<T>() -> Poll<Option<Result<T, Box<dyn std::error::Error + Send + Sync>>>> {
+    Poll::Ready(Some(Err(
+        "the response outlasted UPSTREAM_TOTAL_TIMEOUT_MS".into(),
+    )))
 }
 
 /// Whether `err`, or any error behind it, is an `E`.

@@ -13,7 +13,10 @@ use std::{
 
 use axum::{
     body::Body,
-    http::{HeaderValue, Request, Uri, uri::Authority},
+    http::{
+        HeaderValue, Request, Uri,
+        uri::{self, Authority, PathAndQuery, Scheme},
+    },
 };
 use hyper_util::{
     client::legacy::{Client, ResponseFuture, connect::HttpConnector},
@@ -139,11 +142,16 @@ impl Upstream {
     /// Its authority is a placeholder: a request needs a `Host` of its own (the client's, or
     /// [`Upstream::host`]).
     pub fn uri(&self, path_and_query: &str) -> Result<Uri, axum::http::Error> {
-        Uri::builder()
-            .scheme("http")
-            .authority(URI_AUTHORITY)
-            .path_and_query(path_and_query)
-            .build()
+        Ok(self.uri_with(PathAndQuery::try_from(path_and_query)?))
+    }
+
+    /// [`Upstream::uri`] for a path and query parsed already.
+    pub fn uri_with(&self, path_and_query: PathAndQuery) -> Uri {
+        let mut parts = uri::Parts::default();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(URI_AUTHORITY);
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).expect("a scheme, an authority and a path make a URI")
     }
 
     /// Sends `request` (whose URI came from [`Upstream::uri`]); resolves with the response
