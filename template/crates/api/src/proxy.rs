@@ -324,6 +324,8 @@ fn upstream_request(
         host.clone().unwrap_or_else(|| upstream.host().clone()),
     );
     set_forwarded_headers(headers, forwarding, host);
+    // The request middleware set it already; again here, because a client's `Connection`
+    // line may have named it (stripped above) and a native handler may have changed it.
     if let Some(id) = forwarding.request_id {
         headers.insert(X_REQUEST_ID, id.header_value());
     }
