@@ -11,7 +11,7 @@ use axum::{
     Json,
     body::Body,
     extract::State,
-    http::{Request, StatusCode, header::HOST},
+    http::{Request, StatusCode},
 };
 use serde_json::{Value, json};
 use tokio::time::MissedTickBehavior;
@@ -91,7 +91,6 @@ pub async fn probe(upstream: &Upstream, timeout: Duration) -> Result<(), String>
     let path = upstream.health_path();
     let uri = upstream.uri(path).map_err(|err| err.to_string())?;
     let request = Request::get(uri)
-        .header(HOST, upstream.host())
         .body(Body::empty())
         .map_err(|err| err.to_string())?;
     let exchange = async {

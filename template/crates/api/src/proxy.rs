@@ -317,12 +317,10 @@ fn upstream_request(
             }
         }
     }
-    // Without one from the client (HTTP/1.0, an HTTP/2 request without `:authority`), the
-    // `Host` is Python's address, as hyper would have set it from a real upstream URI.
-    headers.insert(
-        HOST,
-        host.clone().unwrap_or_else(|| upstream.host().clone()),
-    );
+    // Without one from the client (HTTP/1.0), `Upstream::send` sets Python's address.
+    if let Some(host) = &host {
+        headers.insert(HOST, host.clone());
+    }
     set_forwarded_headers(headers, forwarding, host);
     // The request middleware set it already; again here, because a client's `Connection`
     // line may have named it (stripped above) and a native handler may have changed it.

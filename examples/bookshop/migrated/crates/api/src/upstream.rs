@@ -15,6 +15,7 @@ use axum::{
     body::Body,
     http::{
         HeaderValue, Request, Uri,
+        header::HOST,
         uri::{self, Authority, PathAndQuery, Scheme},
     },
 };
@@ -34,7 +35,7 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// The authority of every upstream URI, a placeholder: the connectors dial the configured
 /// address whatever the URI says, and the `Host` Python sees is set apart (see
-/// [`Upstream::host`]). It is short because hyper-util's pool keys its connections by it,
+/// [`Upstream::send`]). It is short because hyper-util's pool keys its connections by it,
 /// hashing it byte by byte several times per request.
 const URI_AUTHORITY: Authority = Authority::from_static("py");
 
@@ -53,7 +54,7 @@ pub struct Upstream {
 struct Shared {
     address: UpstreamAddr,
     connect_timeout: Duration,
-    /// The `Host` of a request whose client sent none (and of the readiness probe).
+    /// The `Host` of a request that has none (see [`Upstream::send`]).
     host: HeaderValue,
     timeout: Duration,
     total_timeout: Duration,
@@ -107,10 +108,13 @@ impl Transport {
 
 impl Upstream {
     pub fn new(config: &Config) -> Self {
-        // What a client connecting to Python itself would send.
+        // What a client connecting to Python itself would send: no port if it is 80.
         let host = match &config.upstream {
-            UpstreamAddr::Tcp(authority) => HeaderValue::from_str(authority.as_str())
-                .expect("an authority is a valid header value"),
+            UpstreamAddr::Tcp(authority) => HeaderValue::from_str(match authority.port_u16() {
+                Some(80) => authority.host(),
+                _ => authority.as_str(),
+            })
+            .expect("an authority is a valid header value"),
             UpstreamAddr::Unix(_) => HeaderValue::from_static("localhost"),
         };
         Self {
@@ -139,8 +143,8 @@ impl Upstream {
     }
 
     /// The upstream URI for a client request's path and query, both passed through verbatim.
-    /// Its authority is a placeholder: a request needs a `Host` of its own (the client's, or
-    /// [`Upstream::host`]).
+    /// Its authority is a placeholder: the `Host` Python sees is the request's own, or the one
+    /// [`Upstream::send`] sets.
     pub fn uri(&self, path_and_query: &str) -> Result<Uri, axum::http::Error> {
         Ok(self.uri_with(PathAndQuery::try_from(path_and_query)?))
     }
@@ -155,18 +159,18 @@ impl Upstream {
     }
 
     /// Sends `request` (whose URI came from [`Upstream::uri`]); resolves with the response
-    /// headers, the body streaming behind them.
-    pub fn send(&self, request: Request<Body>) -> ResponseFuture {
+    /// headers, the body streaming behind them. Without a `Host` of its own, the request gets
+    /// Python's address (`127.0.0.1:8000`), or `localhost` over a Unix socket: what a client
+    /// connecting to Python itself would send.
+    pub fn send(&self, mut request: Request<Body>) -> ResponseFuture {
+        request
+            .headers_mut()
+            .entry(HOST)
+            .or_insert_with(|| self.shared.host.clone());
         match &self.client {
             Transport::Tcp(client) => client.request(request),
             Transport::Unix(client) => client.request(request),
         }
-    }
-
-    /// The `Host` for a request to Python whose client sent none: Python's address
-    /// (`127.0.0.1:8000`), or `localhost` over a Unix socket.
-    pub fn host(&self) -> &HeaderValue {
-        &self.shared.host
     }
 
     /// The Unix socket Python listens on, with the unix transport.
