@@ -1,7 +1,7 @@
-//! The Python upstream: a pooled HTTP/1.1 client over TCP or a Unix socket, and its readiness.
+//! The Python upstream: pooled HTTP/1.1 connections over TCP or a Unix socket, and its
+//! readiness.
 
-mod tcp;
-mod unix;
+mod pool;
 
 use std::{
     sync::{
@@ -13,31 +13,14 @@ use std::{
 
 use axum::{
     body::Body,
-    http::{
-        HeaderValue, Request, Uri,
-        header::HOST,
-        uri::{self, Authority, PathAndQuery, Scheme},
-    },
+    http::{HeaderValue, Request, Response, Uri, header::HOST, uri::PathAndQuery},
 };
-use hyper_util::{
-    client::legacy::{Client, ResponseFuture, connect::HttpConnector},
-    rt::{TokioExecutor, TokioTimer},
-};
-
+use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use self::pool::Pool;
+pub use self::pool::{IDLE_TIMEOUT, SendError};
 use crate::config::{Config, UpstreamAddr};
-
-/// Idle pooled connections are dropped after this long: below uvicorn's 5 s keep-alive, so
-/// the api never reuses a connection Python is about to close ("connection closed before
-/// message completed").
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
-
-/// The authority of every upstream URI, a placeholder: the connectors dial the configured
-/// address whatever the URI says, and the `Host` Python sees is set apart (see
-/// [`Upstream::send`]). It is short because hyper-util's pool keys its connections by it,
-/// hashing it byte by byte several times per request.
-const URI_AUTHORITY: Authority = Authority::from_static("py");
 
 /// The Python service, as the proxy and the readiness probe see it.
 #[derive(Debug)]
@@ -45,7 +28,7 @@ pub struct Upstream {
     /// The connection pool of one runtime: each worker thread has its own (see
     /// [`Upstream::with_own_pool`]), so a request and its upstream connection never cross
     /// threads.
-    client: Transport,
+    pool: Pool,
     /// What every worker's copy shares: settings, the concurrency limit and readiness.
     shared: Arc<Shared>,
 }
@@ -66,46 +49,6 @@ struct Shared {
     health_path: String,
 }
 
-/// One pooled client per transport; both hand out the same `ResponseFuture`.
-#[derive(Debug)]
-enum Transport {
-    Tcp(Client<tcp::TcpConnector, Body>),
-    Unix(Client<unix::UnixConnector, Body>),
-}
-
-impl Transport {
-    fn new(address: &UpstreamAddr, connect_timeout: Duration) -> Self {
-        let mut builder = Client::builder(TokioExecutor::new());
-        // Without a timer the pool's idle timeout is silently never enforced.
-        builder
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            // Resends a request only when a pooled connection closed before any of it was
-            // written, so even a POST is never sent twice. No other retries.
-            .retry_canceled_requests(true)
-            // Every request carries its own `Host`: never the URI's placeholder authority.
-            .set_host(false);
-        match address {
-            UpstreamAddr::Tcp(authority) => {
-                let mut connector = HttpConnector::new();
-                connector.set_connect_timeout(Some(connect_timeout));
-                connector.set_nodelay(true);
-                let target = Uri::builder()
-                    .scheme("http")
-                    .authority(authority.clone())
-                    .path_and_query("/")
-                    .build()
-                    .expect("a valid authority makes a valid URI");
-                Self::Tcp(builder.build(tcp::TcpConnector::new(connector, target)))
-            }
-            UpstreamAddr::Unix(path) => {
-                let connector = unix::UnixConnector::new(path.clone(), connect_timeout);
-                Self::Unix(builder.build(connector))
-            }
-        }
-    }
-}
-
 impl Upstream {
     pub fn new(config: &Config) -> Self {
         // What a client connecting to Python itself would send: no port if it is 80.
@@ -118,7 +61,7 @@ impl Upstream {
             UpstreamAddr::Unix(_) => HeaderValue::from_static("localhost"),
         };
         Self {
-            client: Transport::new(&config.upstream, config.connect_timeout),
+            pool: Pool::new(&config.upstream, config.connect_timeout),
             shared: Arc::new(Shared {
                 address: config.upstream.clone(),
                 connect_timeout: config.connect_timeout,
@@ -137,13 +80,13 @@ impl Upstream {
     /// that opened it, and handing requests to another thread costs a wake-up each way.
     pub fn with_own_pool(&self) -> Self {
         Self {
-            client: Transport::new(&self.shared.address, self.shared.connect_timeout),
+            pool: Pool::new(&self.shared.address, self.shared.connect_timeout),
             shared: Arc::clone(&self.shared),
         }
     }
 
-    /// The upstream URI for a client request's path and query, both passed through verbatim.
-    /// Its authority is a placeholder: the `Host` Python sees is the request's own, or the one
+    /// The upstream URI for a client request's path and query, both passed through verbatim:
+    /// the request line Python sees. The `Host` it sees is the request's own, or the one
     /// [`Upstream::send`] sets.
     pub fn uri(&self, path_and_query: &str) -> Result<Uri, axum::http::Error> {
         Ok(self.uri_with(PathAndQuery::try_from(path_and_query)?))
@@ -151,26 +94,22 @@ impl Upstream {
 
     /// [`Upstream::uri`] for a path and query parsed already.
     pub fn uri_with(&self, path_and_query: PathAndQuery) -> Uri {
-        let mut parts = uri::Parts::default();
-        parts.scheme = Some(Scheme::HTTP);
-        parts.authority = Some(URI_AUTHORITY);
-        parts.path_and_query = Some(path_and_query);
-        Uri::from_parts(parts).expect("a scheme, an authority and a path make a URI")
+        Uri::from(path_and_query)
     }
 
     /// Sends `request` (whose URI came from [`Upstream::uri`]); resolves with the response
     /// headers, the body streaming behind them. Without a `Host` of its own, the request gets
     /// Python's address (`127.0.0.1:8000`), or `localhost` over a Unix socket: what a client
     /// connecting to Python itself would send.
-    pub fn send(&self, mut request: Request<Body>) -> ResponseFuture {
+    ///
+    /// It goes out on an idle pooled connection, or a new one; it is sent a second time only
+    /// if that idle connection turned out to be closed before any of it was written.
+    pub async fn send(&self, mut request: Request<Body>) -> Result<Response<Incoming>, SendError> {
         request
             .headers_mut()
             .entry(HOST)
             .or_insert_with(|| self.shared.host.clone());
-        match &self.client {
-            Transport::Tcp(client) => client.request(request),
-            Transport::Unix(client) => client.request(request),
-        }
+        self.pool.send(request).await
     }
 
     /// The Unix socket Python listens on, with the unix transport.

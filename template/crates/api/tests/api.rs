@@ -10,7 +10,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -34,6 +34,7 @@ use tower::ServiceExt;
 
 // One short line each: the crate name's length must not change how rustfmt lays them out.
 use {{crate_name}}_api::config::Config;
+use {{crate_name}}_api::upstream::IDLE_TIMEOUT;
 use {{crate_name}}_api::{AppState, app, edge};
 use {{crate_name}}_api::{health, proxy, server};
 
@@ -569,6 +570,117 @@ async fn a_missing_unix_socket_is_503() {
     let (status, headers, _) = send(client_facing(state), get_request("/anything")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(header(&headers, "retry-after"), Some("1"));
+}
+
+/// What a [`spawn_counting_python`] saw: the connections the api opened, when the api
+/// closed them, and the request paths, in order.
+#[derive(Default)]
+struct Seen {
+    opened: usize,
+    closed: Vec<Instant>,
+    paths: Vec<String>,
+}
+
+/// A Python that answers every request `ok` on HTTP/1.1 keep-alive connections; with
+/// `close_after` it closes each connection that long after its first answer, without saying
+/// so beforehand. Returns its URL and what it saw.
+async fn spawn_counting_python(close_after: Option<Duration>) -> (String, Arc<Mutex<Seen>>) {
+    let python = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", python.local_addr().expect("local address"));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let record = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = python.accept().await.expect("accept");
+            record.lock().expect("not poisoned").opened += 1;
+            let record = Arc::clone(&record);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0; 4096];
+                loop {
+                    let read = socket.read(&mut buffer).await.unwrap_or(0);
+                    if read == 0 {
+                        record
+                            .lock()
+                            .expect("not poisoned")
+                            .closed
+                            .push(Instant::now());
+                        return;
+                    }
+                    head.extend_from_slice(&buffer[..read]);
+                    let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let text = String::from_utf8_lossy(&head[..end]).into_owned();
+                    let path = text.split(' ').nth(1).unwrap_or_default().to_owned();
+                    record.lock().expect("not poisoned").paths.push(path);
+                    head.drain(..end + 4);
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    socket.write_all(answer).await.expect("write");
+                    if let Some(delay) = close_after {
+                        tokio::time::sleep(delay).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn connections_to_python_are_reused_then_closed_before_its_keep_alive_ends() {
+    let (url, python) = spawn_counting_python(None).await;
+    let state = AppState::new(&config(&url, &[]));
+    for number in 0..3 {
+        let uri = format!("/reused/{number}");
+        let (status, _, body) = send(client_facing(state.clone()), get_request(&uri)).await;
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!((status, &*body), (StatusCode::OK, "ok"), "{uri}");
+    }
+    let last_answer = Instant::now();
+    assert_eq!(
+        python.lock().expect("not poisoned").opened,
+        1,
+        "one connection for all three"
+    );
+
+    // uvicorn closes a connection idle for 5 s: the api must close it before, so that it
+    // never sends a request on one Python is closing.
+    let closed = loop {
+        if let Some(&closed) = python.lock().expect("not poisoned").closed.first() {
+            break closed;
+        }
+        assert!(
+            last_answer.elapsed() < Duration::from_secs(10),
+            "never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let idle = closed - last_answer;
+    assert!(
+        idle >= IDLE_TIMEOUT - Duration::from_millis(500) && idle < Duration::from_secs(5),
+        "closed after {idle:?} idle; the pool's idle timeout is {IDLE_TIMEOUT:?}"
+    );
+}
+
+#[tokio::test]
+async fn connections_python_closed_while_idle_are_not_used_again() {
+    let (url, python) = spawn_counting_python(Some(Duration::from_millis(20))).await;
+    let state = AppState::new(&config(&url, &[]));
+    let mut expected = Vec::new();
+    for number in 0..20 {
+        let uri = format!("/closed/{number}");
+        let (status, _, body) = send(client_facing(state.clone()), get_request(&uri)).await;
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!((status, &*body), (StatusCode::OK, "ok"), "{uri}");
+        expected.push(uri);
+        // Python closes the connection meanwhile, as it would at the end of its keep-alive.
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let seen = python.lock().expect("not poisoned");
+    assert_eq!(seen.paths, expected, "each request reached Python once");
+    assert_eq!(seen.opened, 20);
 }
 
 /// A socket path unique to this test process, short enough for the 108-byte limit.
