@@ -17,8 +17,7 @@ pub mod upstream_addr;
 use std::sync::Arc;
 
 use axum::{
-    Router, extract::State, http::header::CONTENT_TYPE, middleware, response::IntoResponse,
-    routing::get,
+    Router, extract::State, http::header::CONTENT_TYPE, response::IntoResponse, routing::get,
 };
 
 use crate::{
@@ -91,10 +90,7 @@ pub fn edge(routes: Router<AppState>, state: AppState) -> Router {
     routes
         // Around everything else, so the id is known to every handler and set on every
         // response.
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            telemetry::observe,
-        ))
+        .layer(telemetry::ObserveLayer(state.clone()))
         .with_state(state)
 }
 

@@ -49,7 +49,7 @@ impl RequestId {
 
 /// Settles the request's id, puts it on the request (header and extension) and returns it,
 /// for [`RequestId::set_on`] the response, whatever produces it: a native handler, the proxy
-/// or an error. Called by the request middleware, [`crate::telemetry::observe`].
+/// or an error. Called by the request middleware, [`crate::telemetry::ObserveLayer`].
 pub fn settle(request: &mut Request) -> RequestId {
     let id = request
         .headers()

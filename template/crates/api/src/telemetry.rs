@@ -1,17 +1,21 @@
 //! Logging: human-readable text or JSON lines (`LOG_FORMAT`), filtered by `RUST_LOG`.
 
 use std::{
+    convert::Infallible,
     env,
+    future::Future,
     io::{self, IsTerminal},
+    pin::Pin,
+    task::{Context, Poll},
     time::Instant,
 };
 
 use axum::{
-    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    extract::{DefaultBodyLimit, MatchedPath, Request},
     http::{StatusCode, header::CONTENT_TYPE},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
+use tower::{Layer, Service};
 use tracing::Level;
 use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
 
@@ -69,77 +73,117 @@ fn is_body_limit_rejection(response: &Response) -> bool {
 /// requests that matter (they are still counted in the metrics).
 const QUIET_PATHS: [&str; 2] = ["/livez", "/readyz"];
 
-/// The one middleware on every route and the fallback: settles the request id and trace
-/// context (see [`request_id`] and [`trace_context`]), sets the body limit of native
-/// handlers' extractors, puts the id on the response, and records one structured log line
-/// per request (method, route template, path, mode, status, latency, request id, trace id)
-/// and its metrics. One layer rather than four: each layer costs allocations per request.
+/// The one layer on every route and the fallback: settles the request id and trace context
+/// (see [`request_id`] and [`trace_context`]), sets the body limit of native handlers'
+/// extractors, puts the id on the response, and records one structured log line per request
+/// (method, route template, path, mode, status, latency, request id, trace id) and its
+/// metrics. One layer rather than four: each layer costs allocations per request.
 ///
 /// The route is the template (`/users/{id}`), not the raw path, so logs and metrics group by
 /// endpoint; unmatched requests show as `fallback`. Latency runs to the response headers: a
 /// streamed body may go on after it.
-pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let request_id = request_id::settle(&mut request);
-    let trace = trace_context::settle(&mut request);
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let route = route.as_ref().map_or("fallback", MatchedPath::as_str);
-    let method = request.method().clone();
-    let quiet = QUIET_PATHS.contains(&request.uri().path());
-    // The path is copied only for a line the filter lets through (RUST_LOG).
-    let logged = if quiet {
-        tracing::enabled!(Level::DEBUG)
-    } else {
-        tracing::enabled!(Level::INFO)
-    };
-    let path = logged.then(|| request.uri().path().to_owned());
-    // Extractors of native handlers (`Json`, `Bytes`...) refuse larger bodies with 413, made
-    // the proxy's JSON error below. The proxy has its own limit, of the same size.
-    DefaultBodyLimit::max(state.max_body_bytes).apply(&mut request);
+#[derive(Clone)]
+pub struct ObserveLayer(pub AppState);
 
-    let mut response = next.run(request).await;
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && is_body_limit_rejection(&response) {
-        // A native route's extractor refused a body over MAX_BODY_BYTES with axum's plain
-        // text: the client gets the same JSON error as from the proxy, still counted as
-        // answered by Rust.
-        response =
-            ApiError::new(ErrorKind::PayloadTooLarge, Some(request_id.clone())).into_response();
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            inner,
+            state: self.0.clone(),
+        }
     }
-    request_id.set_on(&mut response);
+}
 
-    let latency = started.elapsed();
-    let mode = response
-        .extensions()
-        .get::<Mode>()
-        .copied()
-        .unwrap_or(Mode::Native);
-    let status = response.status().as_u16();
-    state.metrics.record_request(route, mode, status, latency);
-    let Some(path) = path else {
-        return response;
-    };
-    let request_id = request_id.as_str();
-    let trace_id = trace.trace_id();
-    let latency_ms = latency.as_secs_f64() * 1000.0;
-    macro_rules! log {
-        ($level:ident) => {
-            tracing::$level!(
-                %method,
-                route,
-                path,
-                mode = mode.as_str(),
-                status,
-                latency_ms,
-                request_id,
-                trace_id,
-                "request"
-            )
+/// A route with [`ObserveLayer`] around it.
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let started = Instant::now();
+        let request_id = request_id::settle(&mut request);
+        let trace = trace_context::settle(&mut request);
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let method = request.method().clone();
+        let quiet = QUIET_PATHS.contains(&request.uri().path());
+        // The path is copied only for a line the filter lets through (RUST_LOG).
+        let logged = if quiet {
+            tracing::enabled!(Level::DEBUG)
+        } else {
+            tracing::enabled!(Level::INFO)
         };
+        let path = logged.then(|| request.uri().path().to_owned());
+        // Extractors of native handlers (`Json`, `Bytes`...) refuse larger bodies with 413,
+        // made the proxy's JSON error below. The proxy has its own limit, of the same size.
+        DefaultBodyLimit::max(self.state.max_body_bytes).apply(&mut request);
+        let responding = self.inner.call(request);
+        let state = self.state.clone();
+        Box::pin(async move {
+            let Ok(mut response) = responding.await;
+            if response.status() == StatusCode::PAYLOAD_TOO_LARGE
+                && is_body_limit_rejection(&response)
+            {
+                // A native route's extractor refused a body over MAX_BODY_BYTES with axum's
+                // plain text: the client gets the same JSON error as from the proxy, still
+                // counted as answered by Rust.
+                response = ApiError::new(ErrorKind::PayloadTooLarge, Some(request_id.clone()))
+                    .into_response();
+            }
+            request_id.set_on(&mut response);
+
+            let latency = started.elapsed();
+            let route = route.as_ref().map_or("fallback", MatchedPath::as_str);
+            let mode = response
+                .extensions()
+                .get::<Mode>()
+                .copied()
+                .unwrap_or(Mode::Native);
+            let status = response.status().as_u16();
+            state.metrics.record_request(route, mode, status, latency);
+            let Some(path) = path else {
+                return Ok(response);
+            };
+            let request_id = request_id.as_str();
+            let trace_id = trace.trace_id();
+            let latency_ms = latency.as_secs_f64() * 1000.0;
+            macro_rules! log {
+                ($level:ident) => {
+                    tracing::$level!(
+                        %method,
+                        route,
+                        path,
+                        mode = mode.as_str(),
+                        status,
+                        latency_ms,
+                        request_id,
+                        trace_id,
+                        "request"
+                    )
+                };
+            }
+            if quiet {
+                log!(debug);
+            } else {
+                log!(info);
+            }
+            Ok(response)
+        })
     }
-    if quiet {
-        log!(debug);
-    } else {
-        log!(info);
-    }
-    response
 }

@@ -94,7 +94,7 @@ fn random_hex(out: &mut [u8]) {
 
 /// Settles the request's trace context, sets its `traceparent` header (which the proxy
 /// passes on to Python), and returns it. Called by the request middleware,
-/// [`crate::telemetry::observe`].
+/// [`crate::telemetry::ObserveLayer`].
 pub fn settle(request: &mut Request) -> TraceContext {
     let context = TraceContext::continue_or_start(request.headers().get(TRACEPARENT));
     request
