@@ -426,6 +426,37 @@ async fn slow_python_is_504() {
 }
 
 #[tokio::test]
+async fn a_body_first_read_after_the_total_timeout_is_cut() {
+    let python = Router::new().route("/page", get(|| async { "a short page" }));
+    let url = spawn_tcp_upstream(python).await;
+    let total = Duration::from_millis(300);
+    let millis = total.as_millis().to_string();
+    let state = AppState::new(&config(&url, &[("UPSTREAM_TOTAL_TIMEOUT_MS", &millis)]));
+    let fetch = || async {
+        let response = client_facing(state.clone())
+            .oneshot(get_request("/page"))
+            .await
+            .expect("the router is infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.into_body()
+    };
+
+    // Read at once, the body arrives whole.
+    let body = axum::body::to_bytes(fetch().await, usize::MAX).await;
+    assert_eq!(body.expect("the whole page"), "a short page");
+    // Read for the first time after the deadline, the body is cut all the same, though it is
+    // all there and never has to wait for Python (so no timer was ever armed for it).
+    let body = fetch().await;
+    tokio::time::sleep(total + Duration::from_millis(200)).await;
+    let cut = axum::body::to_bytes(body, usize::MAX).await;
+    let err = cut.expect_err("the body outlasted UPSTREAM_TOTAL_TIMEOUT_MS");
+    assert!(
+        format!("{err:?}").contains("UPSTREAM_TOTAL_TIMEOUT_MS"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_route_timeout_overrides_the_default() {
     let url = spawn_tcp_upstream(python_stand_in()).await;
     let state = AppState::new(&config(&url, &[]));
