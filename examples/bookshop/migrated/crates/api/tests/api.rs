@@ -565,56 +565,85 @@ struct Seen {
     paths: Vec<String>,
 }
 
-/// A Python that answers every request `ok` on HTTP/1.1 keep-alive connections; with
-/// `close_after` it closes each connection that long after its first answer, without saying
-/// so beforehand. Returns its URL and what it saw.
-async fn spawn_counting_python(close_after: Option<Duration>) -> (String, Arc<Mutex<Seen>>) {
-    let python = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+/// When a [`spawn_counting_python`] closes a connection, without saying so beforehand.
+#[derive(Clone, Copy)]
+enum Close {
+    /// Never: it waits for the api to.
+    Never,
+    /// This long after its first answer, as at the end of a keep-alive.
+    AfterAnswer(Duration),
+    /// As soon as a request's head has arrived, without answering.
+    WithoutAnswer,
+}
+
+/// A Python that answers every request `ok` on HTTP/1.1 keep-alive connections, the body
+/// chunked in two parts 20 ms apart (so the api has the headers before the body's end), and
+/// closes connections as `close` says. It runs on a thread of its own, so a test can block
+/// the api's runtime while Python goes on. Returns its URL and what it saw.
+fn spawn_counting_python(close: Close) -> (String, Arc<Mutex<Seen>>) {
+    let python = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    python.set_nonblocking(true).expect("non-blocking");
     let url = format!("http://{}", python.local_addr().expect("local address"));
     let seen = Arc::new(Mutex::new(Seen::default()));
     let record = Arc::clone(&seen);
-    tokio::spawn(async move {
-        loop {
-            let (mut socket, _) = python.accept().await.expect("accept");
-            record.lock().expect("not poisoned").opened += 1;
-            let record = Arc::clone(&record);
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buffer = [0; 4096];
-                loop {
-                    let read = socket.read(&mut buffer).await.unwrap_or(0);
-                    if read == 0 {
-                        record
-                            .lock()
-                            .expect("not poisoned")
-                            .closed
-                            .push(Instant::now());
-                        return;
-                    }
-                    head.extend_from_slice(&buffer[..read]);
-                    let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
-                        continue;
-                    };
-                    let text = String::from_utf8_lossy(&head[..end]).into_owned();
-                    let path = text.split(' ').nth(1).unwrap_or_default().to_owned();
-                    record.lock().expect("not poisoned").paths.push(path);
-                    head.drain(..end + 4);
-                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                    socket.write_all(answer).await.expect("write");
-                    if let Some(delay) = close_after {
-                        tokio::time::sleep(delay).await;
-                        return;
-                    }
-                }
-            });
-        }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let python = TcpListener::from_std(python).expect("a tokio listener");
+            loop {
+                let (socket, _) = python.accept().await.expect("accept");
+                record.lock().expect("not poisoned").opened += 1;
+                tokio::spawn(answer_counting(socket, close, Arc::clone(&record)));
+            }
+        });
     });
     (url, seen)
 }
 
+async fn answer_counting(mut socket: TcpStream, close: Close, record: Arc<Mutex<Seen>>) {
+    let mut head = Vec::new();
+    let mut buffer = [0; 4096];
+    loop {
+        let read = socket.read(&mut buffer).await.unwrap_or(0);
+        if read == 0 {
+            record
+                .lock()
+                .expect("not poisoned")
+                .closed
+                .push(Instant::now());
+            return;
+        }
+        head.extend_from_slice(&buffer[..read]);
+        let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&head[..end]).into_owned();
+        let path = text.split(' ').nth(1).unwrap_or_default().to_owned();
+        record.lock().expect("not poisoned").paths.push(path);
+        head.drain(..end + 4);
+        if let Close::WithoutAnswer = close {
+            return;
+        }
+        let first = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\no\r\n";
+        socket.write_all(first).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        socket
+            .write_all(b"1\r\nk\r\n0\r\n\r\n")
+            .await
+            .expect("write");
+        if let Close::AfterAnswer(delay) = close {
+            tokio::time::sleep(delay).await;
+            return;
+        }
+    }
+}
+
 #[tokio::test]
 async fn connections_to_python_are_reused_then_closed_before_its_keep_alive_ends() {
-    let (url, python) = spawn_counting_python(None).await;
+    let (url, python) = spawn_counting_python(Close::Never);
     let state = AppState::new(&config(&url, &[]));
     for number in 0..3 {
         let uri = format!("/reused/{number}");
@@ -626,11 +655,11 @@ async fn connections_to_python_are_reused_then_closed_before_its_keep_alive_ends
     assert_eq!(
         python.lock().expect("not poisoned").opened,
         1,
-        "one connection for all three"
+        "one connection for all three, each taken again once its body was read"
     );
 
     // uvicorn closes a connection idle for 5 s: the api must close it before, so that it
-    // never sends a request on one Python is closing.
+    // does not send a request on one Python is closing.
     let closed = loop {
         if let Some(&closed) = python.lock().expect("not poisoned").closed.first() {
             break closed;
@@ -650,21 +679,32 @@ async fn connections_to_python_are_reused_then_closed_before_its_keep_alive_ends
 
 #[tokio::test]
 async fn connections_python_closed_while_idle_are_not_used_again() {
-    let (url, python) = spawn_counting_python(Some(Duration::from_millis(20))).await;
+    let (url, python) = spawn_counting_python(Close::AfterAnswer(Duration::from_millis(20)));
     let state = AppState::new(&config(&url, &[]));
     let mut expected = Vec::new();
-    for number in 0..20 {
+    for number in 0..5 {
         let uri = format!("/closed/{number}");
         let (status, _, body) = send(client_facing(state.clone()), get_request(&uri)).await;
         let body = String::from_utf8_lossy(&body);
         assert_eq!((status, &*body), (StatusCode::OK, "ok"), "{uri}");
         expected.push(uri);
-        // Python closes the connection meanwhile, as it would at the end of its keep-alive.
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        // Python closes the connection meanwhile, as at the end of its keep-alive.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let seen = python.lock().expect("not poisoned");
     assert_eq!(seen.paths, expected, "each request reached Python once");
-    assert_eq!(seen.opened, 20);
+    assert_eq!(seen.opened, 5);
+}
+
+#[tokio::test]
+async fn a_request_python_received_is_not_sent_again() {
+    let (url, python) = spawn_counting_python(Close::WithoutAnswer);
+    let state = AppState::new(&config(&url, &[]));
+    let (status, _, body) = send(client_facing(state), get_request("/once")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(json_body(&body)["error"]["code"], "bad_gateway");
+    let seen = python.lock().expect("not poisoned");
+    assert_eq!(seen.paths, ["/once"], "sent once, though it got no answer");
 }
 
 /// A socket path unique to this test process, short enough for the 108-byte limit.

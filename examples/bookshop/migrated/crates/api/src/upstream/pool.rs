@@ -28,8 +28,9 @@ use tokio::net::{TcpStream, UnixStream};
 use crate::config::UpstreamAddr;
 
 /// Idle connections are closed after this long: below uvicorn's 5 s keep-alive, so the api
-/// never sends on a connection Python is about to close ("connection closed before message
-/// completed").
+/// does not send a request on a connection Python is closing, which would fail with "connection
+/// closed before message completed" (a 502). uvicorn counts from when it wrote its answer,
+/// the api from when it has read all of it, so a body read slowly leaves less margin.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// How often the pool looks for connections idle past [`IDLE_TIMEOUT`], while it has any:
@@ -254,6 +255,8 @@ fn put(shared: &Arc<PoolShared>, sender: SendRequest<Body>) {
 /// [`REAP_INTERVAL`]; ends when none is left (the next [`put`] starts it again) or the pool
 /// is gone.
 async fn reap(shared: Weak<PoolShared>) {
+    // Should the task end otherwise (its runtime shutting down), the next `put` starts another.
+    let mut running = Reaping(Some(shared.clone()));
     loop {
         tokio::time::sleep(REAP_INTERVAL).await;
         let Some(shared) = shared.upgrade() else {
@@ -265,7 +268,19 @@ async fn reap(shared: Weak<PoolShared>) {
         });
         if idle.connections.is_empty() {
             idle.reaping = false;
+            running.0 = None;
             return;
+        }
+    }
+}
+
+/// Clears [`Idle::reaping`] when dropped while still holding the pool.
+struct Reaping(Option<Weak<PoolShared>>);
+
+impl Drop for Reaping {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take().and_then(|shared| shared.upgrade()) {
+            lock(&shared).reaping = false;
         }
     }
 }
