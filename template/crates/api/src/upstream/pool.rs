@@ -167,7 +167,7 @@ impl Pool {
 
     /// The most recently used idle connection that is still open and not too old.
     fn take(&self) -> Option<SendRequest<Body>> {
-        let mut idle = self.lock();
+        let mut idle = lock(&self.shared);
         while let Some(connection) = idle.connections.pop() {
             if connection.sender.is_ready() && connection.since.elapsed() < IDLE_TIMEOUT {
                 return Some(connection.sender);
@@ -223,10 +223,6 @@ impl Pool {
                 }
             });
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Idle> {
-        lock(&self.shared)
     }
 }
 
