@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use self::pool::Pool;
-pub use self::pool::{IDLE_TIMEOUT, SendError};
+pub use self::pool::SendError;
 use crate::config::{Config, UpstreamAddr};
 
 /// The Python service, as the proxy and the readiness probe see it.
@@ -37,6 +37,7 @@ pub struct Upstream {
 struct Shared {
     address: UpstreamAddr,
     connect_timeout: Duration,
+    idle_timeout: Duration,
     /// The `Host` of a request that has none (see [`Upstream::send`]).
     host: HeaderValue,
     timeout: Duration,
@@ -61,10 +62,15 @@ impl Upstream {
             UpstreamAddr::Unix(_) => HeaderValue::from_static("localhost"),
         };
         Self {
-            pool: Pool::new(&config.upstream, config.connect_timeout),
+            pool: Pool::new(
+                &config.upstream,
+                config.connect_timeout,
+                config.upstream_idle_timeout,
+            ),
             shared: Arc::new(Shared {
                 address: config.upstream.clone(),
                 connect_timeout: config.connect_timeout,
+                idle_timeout: config.upstream_idle_timeout,
                 host,
                 timeout: config.upstream_timeout,
                 total_timeout: config.upstream_total_timeout,
@@ -80,7 +86,11 @@ impl Upstream {
     /// that opened it, and handing requests to another thread costs a wake-up each way.
     pub fn with_own_pool(&self) -> Self {
         Self {
-            pool: Pool::new(&self.shared.address, self.shared.connect_timeout),
+            pool: Pool::new(
+                &self.shared.address,
+                self.shared.connect_timeout,
+                self.shared.idle_timeout,
+            ),
             shared: Arc::clone(&self.shared),
         }
     }

@@ -26,6 +26,9 @@ pub struct Config {
     /// `UPSTREAM_TOTAL_TIMEOUT_MS`: the longest a forwarded exchange may last, response body
     /// included (WebSocket tunnels excepted): a stream still running then is cut.
     pub upstream_total_timeout: Duration,
+    /// `UPSTREAM_IDLE_TIMEOUT_MS`: how long a connection to Python may stay unused before
+    /// the api closes it; below Python's keep-alive, so Python never closes one first.
+    pub upstream_idle_timeout: Duration,
     /// `UPSTREAM_MAX_CONCURRENCY`: forwarded requests in flight at once; more get 503.
     pub upstream_max_concurrency: usize,
     /// `READINESS_INTERVAL_MS`: how often Python's health path is probed.
@@ -74,6 +77,8 @@ impl Config {
             connect_timeout: millis("UPSTREAM_CONNECT_TIMEOUT_MS", 1_000)?,
             upstream_timeout: millis("UPSTREAM_TIMEOUT_MS", 30_000)?,
             upstream_total_timeout: millis("UPSTREAM_TOTAL_TIMEOUT_MS", 300_000)?,
+            // uvicorn's keep-alive is 5 s; gunicorn's (threaded and async workers) is 2 s.
+            upstream_idle_timeout: millis("UPSTREAM_IDLE_TIMEOUT_MS", 4_000)?,
             upstream_max_concurrency: positive(&lookup, "UPSTREAM_MAX_CONCURRENCY", 512)?,
             readiness_interval: millis("READINESS_INTERVAL_MS", 1_000)?,
             health_path: match lookup("UPSTREAM_HEALTH_PATH") {
@@ -250,6 +255,7 @@ mod tests {
             DEFAULT_UPSTREAM_URL.parse().expect("valid")
         );
         assert_eq!(config.upstream_timeout, Duration::from_secs(30));
+        assert_eq!(config.upstream_idle_timeout, Duration::from_secs(4));
         assert_eq!(config.workers, default_workers());
     }
 
@@ -307,6 +313,12 @@ mod tests {
         assert!(err.to_string().contains("UPSTREAM_URL"), "{err}");
         let err = config(&[("UPSTREAM_TIMEOUT_MS", "0")]).expect_err("zero");
         assert!(err.to_string().contains("UPSTREAM_TIMEOUT_MS"), "{err}");
+        let err = config(&[("UPSTREAM_IDLE_TIMEOUT_MS", "4s")]).expect_err("not a number");
+        assert!(
+            err.to_string()
+                .starts_with("invalid UPSTREAM_IDLE_TIMEOUT_MS=`4s`: "),
+            "{err}"
+        );
         let err = config(&[("WORKERS", "0")]).expect_err("zero");
         assert!(
             err.to_string().starts_with("invalid WORKERS=`0`: "),

@@ -34,7 +34,6 @@ use tower::ServiceExt;
 
 // One short line each: the crate name's length must not change how rustfmt lays them out.
 use bookshop_api::config::Config;
-use bookshop_api::upstream::IDLE_TIMEOUT;
 use bookshop_api::{AppState, app, edge};
 use bookshop_api::{health, proxy, server};
 
@@ -641,10 +640,11 @@ async fn answer_counting(mut socket: TcpStream, close: Close, record: Arc<Mutex<
     }
 }
 
-#[tokio::test]
-async fn connections_to_python_are_reused_then_closed_before_its_keep_alive_ends() {
+/// Sends three requests through an api with `settings`, which must share one connection to
+/// Python, and returns how long that connection then stayed idle before the api closed it.
+async fn idle_time_before_closing(settings: &[(&str, &str)]) -> Duration {
     let (url, python) = spawn_counting_python(Close::Never);
-    let state = AppState::new(&config(&url, &[]));
+    let state = AppState::new(&config(&url, settings));
     for number in 0..3 {
         let uri = format!("/reused/{number}");
         let (status, _, body) = send(client_facing(state.clone()), get_request(&uri)).await;
@@ -657,9 +657,6 @@ async fn connections_to_python_are_reused_then_closed_before_its_keep_alive_ends
         1,
         "one connection for all three, each taken again once its body was read"
     );
-
-    // uvicorn closes a connection idle for 5 s: the api must close it before, so that it
-    // does not send a request on one Python is closing.
     let closed = loop {
         if let Some(&closed) = python.lock().expect("not poisoned").closed.first() {
             break closed;
@@ -670,10 +667,28 @@ async fn connections_to_python_are_reused_then_closed_before_its_keep_alive_ends
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let idle = closed - last_answer;
+    closed - last_answer
+}
+
+#[tokio::test]
+async fn connections_to_python_are_reused_then_closed_before_its_keep_alive_ends() {
+    // uvicorn closes a connection idle for 5 s: by default the api closes it before (after
+    // 4 s, looking every half second), so that it does not send a request on one Python is
+    // closing.
+    let idle = idle_time_before_closing(&[]).await;
     assert!(
-        idle >= IDLE_TIMEOUT - Duration::from_millis(500) && idle < Duration::from_secs(5),
-        "closed after {idle:?} idle; the pool's idle timeout is {IDLE_TIMEOUT:?}"
+        idle >= Duration::from_millis(3_500) && idle < Duration::from_secs(5),
+        "closed after {idle:?} idle; the default idle timeout is 4 s"
+    );
+}
+
+#[tokio::test]
+async fn the_idle_timeout_follows_its_setting() {
+    // For a Python server with a shorter keep-alive, e.g. gunicorn's threaded workers (2 s).
+    let idle = idle_time_before_closing(&[("UPSTREAM_IDLE_TIMEOUT_MS", "1000")]).await;
+    assert!(
+        idle >= Duration::from_millis(800) && idle < Duration::from_millis(2_000),
+        "closed after {idle:?} idle; UPSTREAM_IDLE_TIMEOUT_MS is 1000"
     );
 }
 

@@ -1,5 +1,5 @@
 //! The api's connections to Python: HTTP/1.1 over TCP or a Unix socket, kept open between
-//! requests and closed after [`IDLE_TIMEOUT`] unused.
+//! requests and closed after `UPSTREAM_IDLE_TIMEOUT_MS` unused.
 //!
 //! hyper's connection-level client does the HTTP; this module only keeps the connections.
 //! hyper-util's general pool did that before, for any origin and HTTP/2 as well: with one
@@ -27,15 +27,14 @@ use tokio::net::{TcpStream, UnixStream};
 
 use crate::config::UpstreamAddr;
 
-/// Idle connections are closed after this long: below uvicorn's 5 s keep-alive, so the api
-/// does not send a request on a connection Python is closing, which would fail with "connection
-/// closed before message completed" (a 502). uvicorn counts from when it wrote its answer,
-/// the api from when it has read all of it, so a body read slowly leaves less margin.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+/// How often the pool looks for connections idle too long, while it has any, as a fraction
+/// of the idle timeout: an idle connection lives at most an eighth longer (4.5 s for the
+/// default 4 s, still below uvicorn's 5 s keep-alive).
+const REAP_DIVISOR: u32 = 8;
 
-/// How often the pool looks for connections idle past [`IDLE_TIMEOUT`], while it has any:
-/// an idle connection lives at most this much longer, still below uvicorn's 5 s.
-const REAP_INTERVAL: Duration = Duration::from_millis(500);
+/// The shortest pause between two looks for connections idle too long, however short the
+/// idle timeout.
+const MIN_REAP_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The connections of one worker thread to Python. A connection's I/O is driven by a task
 /// of the runtime that opened it, so each runtime has a pool of its own.
@@ -48,6 +47,12 @@ pub struct Pool {
 struct PoolShared {
     target: Target,
     connect_timeout: Duration,
+    /// How long a connection may stay unused (`UPSTREAM_IDLE_TIMEOUT_MS`). It must be below
+    /// Python's keep-alive, so the api does not send a request on a connection Python is
+    /// closing, which would fail with "connection closed before message completed" (a 502).
+    /// Python counts from when it wrote its answer, the api from when it has read all of it,
+    /// so a body read slowly leaves less margin.
+    idle_timeout: Duration,
     idle: Mutex<Idle>,
 }
 
@@ -119,7 +124,7 @@ impl Error for SendError {
 }
 
 impl Pool {
-    pub fn new(address: &UpstreamAddr, connect_timeout: Duration) -> Self {
+    pub fn new(address: &UpstreamAddr, connect_timeout: Duration, idle_timeout: Duration) -> Self {
         let target = match address {
             UpstreamAddr::Tcp(authority) => Target::Tcp(with_port(authority)),
             UpstreamAddr::Unix(path) => Target::Unix {
@@ -134,6 +139,7 @@ impl Pool {
             shared: Arc::new(PoolShared {
                 target,
                 connect_timeout,
+                idle_timeout,
                 idle: Mutex::new(Idle::default()),
             }),
         }
@@ -169,7 +175,8 @@ impl Pool {
     fn take(&self) -> Option<SendRequest<Body>> {
         let mut idle = lock(&self.shared);
         while let Some(connection) = idle.connections.pop() {
-            if connection.sender.is_ready() && connection.since.elapsed() < IDLE_TIMEOUT {
+            if connection.sender.is_ready() && connection.since.elapsed() < self.shared.idle_timeout
+            {
                 return Some(connection.sender);
             }
             // Closed by Python, or about to be: dropping the sender closes it on our side.
@@ -247,20 +254,24 @@ fn put(shared: &Arc<PoolShared>, sender: SendRequest<Body>) {
     }
 }
 
-/// Closes connections idle longer than [`IDLE_TIMEOUT`], or closed by Python, every
-/// [`REAP_INTERVAL`]; ends when none is left (the next [`put`] starts it again) or the pool
-/// is gone.
+/// Closes connections idle longer than the idle timeout, or closed by Python, every eighth
+/// of it; ends when none is left (the next [`put`] starts it again) or the pool is gone.
 async fn reap(shared: Weak<PoolShared>) {
     // Should the task end otherwise (its runtime shutting down), the next `put` starts another.
     let mut running = Reaping(Some(shared.clone()));
+    let interval = match shared.upgrade() {
+        Some(shared) => reap_interval(shared.idle_timeout),
+        None => return,
+    };
     loop {
-        tokio::time::sleep(REAP_INTERVAL).await;
+        tokio::time::sleep(interval).await;
         let Some(shared) = shared.upgrade() else {
             return;
         };
         let mut idle = lock(&shared);
+        let idle_timeout = shared.idle_timeout;
         idle.connections.retain(|connection| {
-            !connection.sender.is_closed() && connection.since.elapsed() < IDLE_TIMEOUT
+            !connection.sender.is_closed() && connection.since.elapsed() < idle_timeout
         });
         if idle.connections.is_empty() {
             idle.reaping = false;
@@ -268,6 +279,10 @@ async fn reap(shared: Weak<PoolShared>) {
             return;
         }
     }
+}
+
+fn reap_interval(idle_timeout: Duration) -> Duration {
+    (idle_timeout / REAP_DIVISOR).max(MIN_REAP_INTERVAL)
 }
 
 /// Clears [`Idle::reaping`] when dropped while still holding the pool.
@@ -316,7 +331,7 @@ mod tests {
         let address = free.local_addr().expect("local address").to_string();
         drop(free);
         let upstream = UpstreamAddr::Tcp(address.parse().expect("an authority"));
-        let pool = Pool::new(&upstream, Duration::from_secs(2));
+        let pool = Pool::new(&upstream, Duration::from_secs(2), Duration::from_secs(4));
         let err = pool
             .send(Request::new(Body::empty()))
             .await
@@ -338,6 +353,7 @@ mod tests {
         let pool = Pool::new(
             &UpstreamAddr::Unix(relative.clone()),
             Duration::from_secs(2),
+            Duration::from_secs(4),
         );
         let err = pool
             .send(Request::new(Body::empty()))
@@ -351,6 +367,17 @@ mod tests {
             err.to_string(),
             format!("cannot connect to {}", absolute.display())
         );
+    }
+
+    #[test]
+    fn idle_connections_are_looked_at_every_eighth_of_the_idle_timeout() {
+        for (idle_timeout, interval) in [(4_000, 500), (1_000, 125), (40, 10), (1, 10)] {
+            assert_eq!(
+                reap_interval(Duration::from_millis(idle_timeout)),
+                Duration::from_millis(interval),
+                "idle timeout {idle_timeout} ms"
+            );
+        }
     }
 
     #[test]
