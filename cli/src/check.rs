@@ -9,6 +9,11 @@ use std::fs;
 use crate::manifest::{Method, Mode, Project};
 use crate::route;
 
+/// What `[upstream] idle_timeout_ms = 0` gets, from here and from the api's build.
+const IDLE_TIMEOUT_ZERO: &str = "`[upstream] idle_timeout_ms = 0` would close every \
+     connection to Python unused; use a number of milliseconds below Python's keep-alive \
+     (1500 for gunicorn's 2 s), or remove it for 4000";
+
 /// The problems in `project`, one sentence each; empty when it is consistent.
 pub fn problems(project: &Project) -> Vec<String> {
     let mut problems = Vec::new();
@@ -16,6 +21,9 @@ pub fn problems(project: &Project) -> Vec<String> {
     let routes_rs =
         fs::read_to_string(project.root.join("crates/api/src/routes.rs")).unwrap_or_default();
     let mut router = route::router_with_reserved_paths();
+    if project.manifest.upstream.idle_timeout_ms == Some(0) {
+        problems.push(IDLE_TIMEOUT_ZERO.to_owned());
+    }
     for (index, declared) in routes.iter().enumerate() {
         let shown = format!(
             "`{} {}`",

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{InitArgs, Transport};
 use crate::detect::{self, Dependencies, Findings, Interface};
 use crate::error::{Error, Result};
+use crate::keep_alive::{self, DEFAULT_IDLE_TIMEOUT_MS, KeepAlive};
 use crate::new::check_python_port;
 use crate::undo::{Transaction, check_interrupted};
 use crate::{name, render, template};
@@ -40,6 +41,8 @@ struct Adoption {
     command: String,
     /// Where the command came from.
     command_source: String,
+    /// How long the service keeps an idle connection, when its server is known.
+    keep_alive: Option<KeepAlive>,
     /// `pip install` arguments, from the project root (may be empty).
     install: String,
     /// `pip install` arguments for the tests (empty: no tests found).
@@ -86,6 +89,7 @@ pub fn run(args: &InitArgs, exe: &Path) -> Result<String> {
     let transport = args.transport.unwrap_or(Transport::Tcp);
     let (command, command_source, server) = start_command(args, &findings, transport, port)?;
     let install = install_arguments(&findings.dependencies, server);
+    let keep_alive = keep_alive::of_command(&command);
 
     let mut values = BTreeMap::new();
     values.insert("transport".to_owned(), transport.as_str().to_owned());
@@ -97,6 +101,15 @@ pub fn run(args: &InitArgs, exe: &Path) -> Result<String> {
     let tests = test_arguments(&findings);
     values.insert("python_tests".to_owned(), tests.clone());
     values.insert("health_path".to_owned(), findings.health_path.clone());
+    // rspy.toml names an idle timeout only when the api's default does not fit.
+    let idle_timeout = keep_alive
+        .as_ref()
+        .map(KeepAlive::idle_timeout_ms)
+        .filter(|&ms| ms != DEFAULT_IDLE_TIMEOUT_MS);
+    values.insert(
+        "idle_timeout_ms".to_owned(),
+        idle_timeout.map(|ms| ms.to_string()).unwrap_or_default(),
+    );
     let placeholders = template::placeholders();
     for (key, value) in &values {
         if let Some(placeholder) = placeholders.get(key) {
@@ -156,6 +169,7 @@ pub fn run(args: &InitArgs, exe: &Path) -> Result<String> {
         findings,
         command,
         command_source,
+        keep_alive,
         install,
         tests,
         moved,
@@ -494,6 +508,19 @@ fn report(adoption: &Adoption, moved: &str, renamed: &str, created: &str) -> Str
     writeln!(out, "  command:    {}", adoption.command).unwrap();
     writeln!(out, "  install:    {install}").unwrap();
     writeln!(out, "  readiness:  {readiness}").unwrap();
+    let keep_alive = match &adoption.keep_alive {
+        Some(keep_alive) => format!(
+            "{} s ({}): the api closes idle connections after {} ms",
+            keep_alive.seconds,
+            keep_alive.source,
+            keep_alive.idle_timeout_ms()
+        ),
+        None => format!(
+            "unknown (the api closes idle connections after {DEFAULT_IDLE_TIMEOUT_MS} ms; \
+             lower `[upstream] idle_timeout_ms` if the service closes them sooner)"
+        ),
+    };
+    writeln!(out, "  keep-alive: {keep_alive}").unwrap();
     writeln!(out, "  tests:      {tests}").unwrap();
     let is_dir = |name: &str| adoption.root.join(name).is_dir();
     writeln!(

@@ -11,6 +11,7 @@ pub mod error;
 mod fetch;
 mod import_routes;
 mod init;
+mod keep_alive;
 pub mod manifest;
 pub mod name;
 pub mod new;

@@ -33,6 +33,9 @@ pub struct Upstream {
     /// What the api's readiness probe asks Python for (the api's default: `/healthz`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_path: Option<String>,
+    /// How long the api keeps an unused connection to Python (the api's default: 4000 ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 /// What happens to a request no route matches.

@@ -29,10 +29,17 @@ struct Upstream {
     url: String,
     #[serde(default = "default_health_path")]
     health_path: String,
+    #[serde(default = "default_idle_timeout_ms")]
+    idle_timeout_ms: u64,
 }
 
 fn default_health_path() -> String {
     "/healthz".to_owned()
+}
+
+/// Below uvicorn's 5 s keep-alive.
+fn default_idle_timeout_ms() -> u64 {
+    4_000
 }
 
 #[derive(Deserialize)]
@@ -136,6 +143,14 @@ fn validate(manifest: &Manifest) -> Result<(), String> {
     }
     validate_upstream_url(&manifest.upstream.url)?;
     validate_health_path(&manifest.upstream.health_path)?;
+    if manifest.upstream.idle_timeout_ms == 0 {
+        return Err(
+            "`[upstream] idle_timeout_ms = 0` would close every connection to Python \
+             unused; use a number of milliseconds below Python's keep-alive (1500 for \
+             gunicorn's 2 s), or remove it for 4000"
+                .to_owned(),
+        );
+    }
     // Every distinct path goes into one router, as axum does (methods share a path's entry).
     let mut paths = matchit::Router::new();
     for reserved in RESERVED_PATHS {
@@ -318,6 +333,12 @@ fn render(manifest: &Manifest) -> String {
         &format!(
             "pub const DEFAULT_HEALTH_PATH: &str = {:?};\n\n",
             manifest.upstream.health_path
+        ),
+        "/// `[upstream] idle_timeout_ms`: how long an unused connection to Python stays open\n",
+        "/// unless `UPSTREAM_IDLE_TIMEOUT_MS` says otherwise.\n",
+        &format!(
+            "pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = {};\n\n",
+            manifest.upstream.idle_timeout_ms
         ),
         "/// Registers every `[[route]]` of rspy.toml and its `[fallback]` on `router`.\n",
         "pub fn routes(router: ::axum::Router<crate::AppState>) -> ::axum::Router<crate::AppState> {\n",

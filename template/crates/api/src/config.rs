@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use crate::manifest::{DEFAULT_HEALTH_PATH, DEFAULT_UPSTREAM_URL};
+use crate::manifest::{DEFAULT_HEALTH_PATH, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_UPSTREAM_URL};
 pub use crate::upstream_addr::UpstreamAddr;
 
 /// Everything `main` needs to start the api.
@@ -28,6 +28,8 @@ pub struct Config {
     pub upstream_total_timeout: Duration,
     /// `UPSTREAM_IDLE_TIMEOUT_MS`: how long a connection to Python may stay unused before
     /// the api closes it; below Python's keep-alive, so Python never closes one first.
+    /// The default is `[upstream] idle_timeout_ms` of rspy.toml, else 4 s (uvicorn's
+    /// keep-alive is 5 s).
     pub upstream_idle_timeout: Duration,
     /// `UPSTREAM_MAX_CONCURRENCY`: forwarded requests in flight at once; more get 503.
     pub upstream_max_concurrency: usize,
@@ -77,8 +79,7 @@ impl Config {
             connect_timeout: millis("UPSTREAM_CONNECT_TIMEOUT_MS", 1_000)?,
             upstream_timeout: millis("UPSTREAM_TIMEOUT_MS", 30_000)?,
             upstream_total_timeout: millis("UPSTREAM_TOTAL_TIMEOUT_MS", 300_000)?,
-            // uvicorn's keep-alive is 5 s; gunicorn's (threaded and async workers) is 2 s.
-            upstream_idle_timeout: millis("UPSTREAM_IDLE_TIMEOUT_MS", 4_000)?,
+            upstream_idle_timeout: millis("UPSTREAM_IDLE_TIMEOUT_MS", DEFAULT_IDLE_TIMEOUT_MS)?,
             upstream_max_concurrency: positive(&lookup, "UPSTREAM_MAX_CONCURRENCY", 512)?,
             readiness_interval: millis("READINESS_INTERVAL_MS", 1_000)?,
             health_path: match lookup("UPSTREAM_HEALTH_PATH") {
@@ -255,7 +256,10 @@ mod tests {
             DEFAULT_UPSTREAM_URL.parse().expect("valid")
         );
         assert_eq!(config.upstream_timeout, Duration::from_secs(30));
-        assert_eq!(config.upstream_idle_timeout, Duration::from_secs(4));
+        assert_eq!(
+            config.upstream_idle_timeout,
+            Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS)
+        );
         assert_eq!(config.workers, default_workers());
     }
 

@@ -1,0 +1,172 @@
+//! How long the Python server keeps an idle connection open, read from the command that
+//! starts it, and the api's idle timeout that stays below it.
+//!
+//! The api must close an unused connection before Python does: a request it sends on a
+//! connection Python is closing fails with a 502. uvicorn and hypercorn keep connections 5 s,
+//! gunicorn 2 s (its threaded and async workers, and uvicorn's worker class run by gunicorn;
+//! its sync worker closes every connection after one response).
+
+/// The api's idle timeout when rspy.toml sets none (its build's default).
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 4_000;
+
+/// Python's keep-alive, as the command shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeepAlive {
+    pub seconds: u64,
+    /// Where the figure comes from: the flag that sets it, or the server's default.
+    pub source: String,
+}
+
+impl KeepAlive {
+    /// The api's idle timeout below this keep-alive: a fifth less, and at least half a second
+    /// less (1500 ms for 2 s, 4000 ms for 5 s); 1 ms when Python keeps nothing open.
+    pub fn idle_timeout_ms(&self) -> u64 {
+        let ms = self.seconds.saturating_mul(1000);
+        ms.saturating_sub((ms / 5).max(500)).max(1)
+    }
+}
+
+/// The keep-alive of the server `command` runs: the value of its flag when the command sets
+/// one, else the server's default; `None` for a server rspy does not know.
+pub fn of_command(command: &str) -> Option<KeepAlive> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let runs = |server: &str| {
+        words.iter().any(|word| {
+            let name = word.rsplit('/').next().unwrap_or(word);
+            name == server
+        })
+    };
+    // gunicorn first: it may run uvicorn's worker class, which takes gunicorn's keep-alive.
+    let (flag, default, server) = if runs("gunicorn") {
+        ("--keep-alive", 2, "gunicorn")
+    } else if runs("uvicorn") {
+        ("--timeout-keep-alive", 5, "uvicorn")
+    } else if runs("hypercorn") {
+        ("--keep-alive", 5, "hypercorn")
+    } else {
+        return None;
+    };
+    let set = words.iter().enumerate().find_map(|(index, word)| {
+        let value = match word.strip_prefix(flag)? {
+            "" => words.get(index + 1)?,
+            rest => rest.strip_prefix('=')?,
+        };
+        value.parse::<u64>().ok()
+    });
+    Some(match set {
+        Some(seconds) => KeepAlive {
+            seconds,
+            source: format!("{flag} {seconds}"),
+        },
+        None => KeepAlive {
+            seconds: default,
+            source: format!("{server}'s default"),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seconds_and_source(command: &str) -> Option<(u64, String)> {
+        of_command(command).map(|keep_alive| (keep_alive.seconds, keep_alive.source))
+    }
+
+    #[test]
+    fn servers_have_their_defaults() {
+        for (command, seconds, source) in [
+            (
+                "python -m uvicorn main:app --port 8000",
+                5,
+                "uvicorn's default",
+            ),
+            (
+                "python -m gunicorn --bind 127.0.0.1:8000 app:app",
+                2,
+                "gunicorn's default",
+            ),
+            (
+                "/venv/bin/gunicorn -k uvicorn.workers.UvicornWorker main:app",
+                2,
+                "gunicorn's default",
+            ),
+            (
+                "hypercorn main:app --bind 127.0.0.1:8000",
+                5,
+                "hypercorn's default",
+            ),
+        ] {
+            assert_eq!(
+                seconds_and_source(command),
+                Some((seconds, source.to_owned())),
+                "{command}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_flag_of_the_server_wins() {
+        for (command, seconds) in [
+            ("gunicorn --keep-alive 10 app:app", 10),
+            ("gunicorn --keep-alive=3 app:app", 3),
+            ("python -m uvicorn main:app --timeout-keep-alive 30", 30),
+            ("hypercorn --keep-alive 1 main:app", 1),
+        ] {
+            let keep_alive = of_command(command).expect("a known server");
+            assert_eq!(keep_alive.seconds, seconds, "{command}");
+            assert!(
+                keep_alive.source.ends_with(&seconds.to_string()),
+                "{command}"
+            );
+        }
+        // uvicorn's flag is another one; a value that is no number leaves the default.
+        assert_eq!(
+            of_command("uvicorn main:app --keep-alive 9").map(|k| k.seconds),
+            Some(5)
+        );
+        assert_eq!(
+            of_command("gunicorn --keep-alive x app:app").map(|k| k.seconds),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn other_commands_are_unknown() {
+        for command in [
+            "python server.py",
+            "flask run",
+            "python -m myuvicorn_wrapper",
+        ] {
+            assert_eq!(of_command(command), None, "{command}");
+        }
+    }
+
+    #[test]
+    fn the_default_is_the_apis() {
+        let build_rs = include_str!("../../template/crates/api/build.rs");
+        let default = "fn default_idle_timeout_ms() -> u64 {\n    4_000\n}";
+        assert!(
+            build_rs.contains(default),
+            "the api's build.rs has no `{default}`"
+        );
+        assert_eq!(DEFAULT_IDLE_TIMEOUT_MS, 4_000);
+    }
+
+    #[test]
+    fn the_idle_timeout_stays_below_the_keep_alive() {
+        for (seconds, idle) in [
+            (0, 1),
+            (1, 500),
+            (2, 1_500),
+            (5, DEFAULT_IDLE_TIMEOUT_MS),
+            (75, 60_000),
+        ] {
+            let keep_alive = KeepAlive {
+                seconds,
+                source: String::new(),
+            };
+            assert_eq!(keep_alive.idle_timeout_ms(), idle, "{seconds} s");
+        }
+    }
+}
