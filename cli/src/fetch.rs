@@ -7,6 +7,12 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use upstream_addr::UpstreamAddr;
+
+/// The generated api's parser of `[upstream] url`, shared as its build.rs shares it.
+#[path = "../../template/crates/api/src/upstream_addr.rs"]
+mod upstream_addr;
+
 /// How long connecting, and then each read or write, may take.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest response read; an OpenAPI document is far smaller.
@@ -50,26 +56,21 @@ impl Target {
     }
 
     /// The manifest's `[upstream] url` (`http://host:port` or `unix:path/to.sock`), asked for
-    /// `path`. A relative socket path starts at `root`, the project root: the api's working
-    /// directory under supervisord.
+    /// `path`, read by the api's own parser, so exactly the urls the api accepts. A relative
+    /// socket path starts at `root`, the project root: the api's working directory under
+    /// supervisord.
     pub fn from_upstream(url: &str, path: &str, root: &Path) -> Result<Self, String> {
-        if let Some(socket) = url.strip_prefix("unix:") {
-            if socket.is_empty() || socket.ends_with('/') {
-                return Err("expected a socket file's path, like `unix:run/python.sock`".into());
-            }
-            return Ok(Self {
-                address: Address::Unix(root.join(socket)),
-                path: path.to_owned(),
-            });
-        }
-        let authority = url
-            .strip_prefix("http://")
-            .map(|rest| rest.strip_suffix('/').unwrap_or(rest))
-            .ok_or("expected `http://host:port` or `unix:path/to.sock`")?;
-        if authority.contains('/') {
-            return Err("expected a bare `http://host:port`, without a path".into());
-        }
-        Self::from_parts(authority, path.to_owned())
+        let address = match url.parse::<UpstreamAddr>()? {
+            UpstreamAddr::Unix(socket) => Address::Unix(root.join(socket)),
+            UpstreamAddr::Tcp(authority) => Address::Tcp {
+                host: authority.host().to_owned(),
+                port: authority.port_u16().unwrap_or(80),
+            },
+        };
+        Ok(Self {
+            address,
+            path: path.to_owned(),
+        })
     }
 
     fn from_parts(authority: &str, path: String) -> Result<Self, String> {
@@ -364,7 +365,17 @@ mod tests {
             let unix = Target::from_upstream(url, "/openapi.json", root).unwrap();
             assert_eq!(unix.address, Address::Unix(PathBuf::from(socket)), "{url}");
         }
-        for bad in ["unix:", "unix:run/", "http://h:1/base", "ftp://h"] {
+        let ipv6 = Target::from_upstream("http://[::1]", "/", root).unwrap();
+        assert_eq!(ipv6.address, tcp("[::1]", 80));
+        let long = format!("unix:/{}", "s".repeat(107));
+        for bad in [
+            "unix:",
+            "unix:run/",
+            "http://h:1/base",
+            "ftp://h",
+            "http://me@h:1",
+            &long,
+        ] {
             assert!(Target::from_upstream(bad, "/", root).is_err(), "{bad}");
         }
     }

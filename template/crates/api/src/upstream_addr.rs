@@ -1,6 +1,7 @@
 //! Where the Python service listens, as `UPSTREAM_URL` and rspy.toml's `[upstream] url` write
 //! it. Shared with build.rs (through `#[path]`), so the build accepts exactly the urls the
-//! api accepts at start. Depends on std and `http` only.
+//! api accepts at start, and with rspy itself (`rspy import-routes` fetches from this url).
+//! Depends on std and `http` only.
 
 use std::{fmt, path::PathBuf, str::FromStr};
 
