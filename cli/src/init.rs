@@ -18,7 +18,7 @@ use crate::cli::{InitArgs, Transport};
 use crate::detect::{self, Dependencies, Findings, Interface};
 use crate::error::{Error, Result};
 use crate::keep_alive::{self, DEFAULT_IDLE_TIMEOUT_MS, KeepAlive};
-use crate::new::check_python_port;
+use crate::new::{check_python_port, create_staging};
 use crate::undo::{Transaction, check_interrupted};
 use crate::{name, render, template};
 
@@ -120,15 +120,7 @@ pub fn run(args: &InitArgs, exe: &Path) -> Result<String> {
     // The template is rendered into a hidden folder inside the project (same file system, so
     // its files are renamed into place), which is removed again in every case.
     let transaction = Transaction::begin();
-    let staging = tempfile::Builder::new()
-        .prefix(".rspy-init-")
-        .tempdir_in(&root)
-        .map_err(|e| Error::ParentNotWritable {
-            path: root.clone(),
-            reason: e.to_string(),
-        })?
-        .keep();
-    transaction.created_tree(staging.clone());
+    let staging = create_staging(&transaction, &root, ".rspy-init-")?;
     render::render(exe, &staging, &name, &values)?;
     let rendered = staging.join(&name);
 

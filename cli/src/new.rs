@@ -63,7 +63,7 @@ pub fn run(args: &NewArgs, exe: &Path) -> Result<Created> {
         }
         Target::EmptyDir => &target,
     };
-    let staging = create_staging(&transaction, staging_parent)?;
+    let staging = create_staging(&transaction, staging_parent, ".rspy-new-")?;
 
     render::render(exe, &staging, &name, &values)?;
     let rendered = staging.join(&name);
@@ -260,10 +260,15 @@ fn create_dirs(transaction: &Transaction, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A fresh `.rspy-new-*` folder in `dir`, recorded for undoing.
-fn create_staging(transaction: &Transaction, dir: &Path) -> Result<PathBuf> {
+/// A fresh hidden folder in `dir` to render the template into (`prefix` and random letters,
+/// e.g. `.rspy-new-x1Y2z3`), recorded for undoing.
+pub(crate) fn create_staging(
+    transaction: &Transaction,
+    dir: &Path,
+    prefix: &str,
+) -> Result<PathBuf> {
     let staging = tempfile::Builder::new()
-        .prefix(".rspy-new-")
+        .prefix(prefix)
         .tempdir_in(dir)
         .map_err(refusal(dir))?
         .keep();
