@@ -114,3 +114,21 @@ fn handler_problem(project: &Project, routes_rs: &str, handler: &str) -> Option<
     .any(|start| code.contains(start.as_str()));
     (!defined).then(|| format!("handler `{handler}`: no `pub async fn {function}` in {file}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_zero_idle_timeout_message_is_the_apis_build() {
+        // build.rs writes the message over several lines with `\` continuations.
+        let build_rs = include_str!("../../template/crates/api/build.rs");
+        let joined = regex::Regex::new(r"\\\n\s*")
+            .expect("a valid regex")
+            .replace_all(build_rs, "");
+        assert!(
+            joined.contains(IDLE_TIMEOUT_ZERO),
+            "build.rs does not say: {IDLE_TIMEOUT_ZERO}"
+        );
+    }
+}

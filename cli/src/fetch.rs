@@ -374,6 +374,11 @@ mod tests {
             "http://h:1/base",
             "ftp://h",
             "http://me@h:1",
+            "http://h:99999",
+            "http://h:abc",
+            "http://h:",
+            "http://h:0",
+            "http://[::1]:x",
             &long,
         ] {
             assert!(Target::from_upstream(bad, "/", root).is_err(), "{bad}");

@@ -19,21 +19,30 @@ pub struct KeepAlive {
 
 impl KeepAlive {
     /// The api's idle timeout below this keep-alive: a fifth less, and at least half a second
-    /// less (1500 ms for 2 s, 4000 ms for 5 s); 1 ms when Python keeps nothing open.
+    /// less (1500 ms for 2 s, 4000 ms for 5 s); 1 ms when Python keeps nothing open, an hour
+    /// at most.
     pub fn idle_timeout_ms(&self) -> u64 {
         let ms = self.seconds.saturating_mul(1000);
-        ms.saturating_sub((ms / 5).max(500)).max(1)
+        ms.saturating_sub((ms / 5).max(500))
+            .clamp(1, MAX_IDLE_TIMEOUT_MS)
     }
 }
 
+/// The longest idle timeout rspy writes: past an hour, closing later changes nothing.
+const MAX_IDLE_TIMEOUT_MS: u64 = 3_600_000;
+
 /// The keep-alive of the server `command` runs: the value of its flag when the command sets
-/// one, else the server's default; `None` for a server rspy does not know.
+/// one (the last, as the servers take it), else the server's default. `None` for a server
+/// rspy does not know, and for a flag whose value it cannot read.
 pub fn of_command(command: &str) -> Option<KeepAlive> {
-    let words: Vec<&str> = command.split_whitespace().collect();
+    // Quotes only group words here (`sh -c 'gunicorn ...'`, `--keep-alive '3'`).
+    let unquoted = command.replace(['\'', '"'], " ");
+    let words: Vec<&str> = unquoted.split_whitespace().collect();
     let runs = |server: &str| {
         words.iter().any(|word| {
             let name = word.rsplit('/').next().unwrap_or(word);
-            name == server
+            name.strip_prefix(server)
+                .is_some_and(|version| version.chars().all(|c| c.is_ascii_digit()))
         })
     };
     // gunicorn first: it may run uvicorn's worker class, which takes gunicorn's keep-alive.
@@ -46,17 +55,30 @@ pub fn of_command(command: &str) -> Option<KeepAlive> {
     } else {
         return None;
     };
-    let set = words.iter().enumerate().find_map(|(index, word)| {
-        let value = match word.strip_prefix(flag)? {
-            "" => words.get(index + 1)?,
-            rest => rest.strip_prefix('=')?,
+    let mut set = None;
+    for (index, word) in words.iter().enumerate() {
+        let value = match word.strip_prefix(flag) {
+            Some("") => words.get(index + 1).copied(),
+            Some(rest) => match rest.strip_prefix('=') {
+                Some(value) => Some(value),
+                None => continue,
+            },
+            None => continue,
         };
-        value.parse::<u64>().ok()
-    });
+        set = Some(value.and_then(|value| value.parse::<u64>().ok()));
+    }
+    let has_config = words
+        .iter()
+        .any(|word| *word == "-c" || word.starts_with("--config"));
     Some(match set {
-        Some(seconds) => KeepAlive {
+        Some(Some(seconds)) => KeepAlive {
             seconds,
             source: format!("{flag} {seconds}"),
+        },
+        Some(None) => return None,
+        None if has_config => KeepAlive {
+            seconds: default,
+            source: format!("{server}'s default, unless its config file sets another"),
         },
         None => KeepAlive {
             seconds: default,
@@ -120,14 +142,10 @@ mod tests {
                 "{command}"
             );
         }
-        // uvicorn's flag is another one; a value that is no number leaves the default.
+        // uvicorn's flag is another one.
         assert_eq!(
             of_command("uvicorn main:app --keep-alive 9").map(|k| k.seconds),
             Some(5)
-        );
-        assert_eq!(
-            of_command("gunicorn --keep-alive x app:app").map(|k| k.seconds),
-            Some(2)
         );
     }
 

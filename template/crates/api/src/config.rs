@@ -274,8 +274,22 @@ mod tests {
             let unix = config(&[("UPSTREAM_URL", &format!("unix:{path}"))]).expect("valid");
             assert_eq!(unix.upstream, UpstreamAddr::Unix(PathBuf::from(path)));
         }
+        let ipv6 = config(&[("UPSTREAM_URL", "http://[::1]:9000")]).expect("valid");
+        assert_eq!(
+            ipv6.upstream,
+            UpstreamAddr::Tcp(Authority::from_static("[::1]:9000"))
+        );
         let long = format!("unix:/{}", "s".repeat(107));
-        for bad in ["unix:", "unix:run/", long.as_str()] {
+        for bad in [
+            "unix:",
+            "unix:run/",
+            long.as_str(),
+            "http://127.0.0.1:99999",
+            "http://127.0.0.1:abc",
+            "http://127.0.0.1:",
+            "http://127.0.0.1:0",
+            "http://[::1]:x",
+        ] {
             let err = config(&[("UPSTREAM_URL", bad)]).expect_err("not a socket path");
             assert!(err.to_string().contains(bad), "{err}");
         }
@@ -317,6 +331,12 @@ mod tests {
         assert!(err.to_string().contains("UPSTREAM_URL"), "{err}");
         let err = config(&[("UPSTREAM_TIMEOUT_MS", "0")]).expect_err("zero");
         assert!(err.to_string().contains("UPSTREAM_TIMEOUT_MS"), "{err}");
+        let err = config(&[("UPSTREAM_IDLE_TIMEOUT_MS", "0")]).expect_err("zero");
+        assert!(
+            err.to_string()
+                .starts_with("invalid UPSTREAM_IDLE_TIMEOUT_MS=`0`: "),
+            "{err}"
+        );
         let err = config(&[("UPSTREAM_IDLE_TIMEOUT_MS", "4s")]).expect_err("not a number");
         assert!(
             err.to_string()

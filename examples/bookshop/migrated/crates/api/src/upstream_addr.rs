@@ -43,14 +43,21 @@ impl FromStr for UpstreamAddr {
             .strip_prefix("http://")
             .map(|rest| rest.strip_suffix('/').unwrap_or(rest))
             .ok_or("expected `http://host:port` or `unix:path/to.sock`")?;
-        match authority.parse::<Authority>() {
-            Ok(parsed) if parsed.as_str() == authority && !authority.contains('@') => {
-                Ok(Self::Tcp(parsed))
-            }
+        let parsed = match authority.parse::<Authority>() {
+            Ok(parsed) if parsed.as_str() == authority && !authority.contains('@') => parsed,
             _ => {
-                Err("expected a bare `http://host:port`, without a path or credentials".to_owned())
+                return Err(
+                    "expected a bare `http://host:port`, without a path or credentials".to_owned(),
+                );
             }
+        };
+        // `Authority` takes any text after the host's `:`; a port must be 1 to 65535.
+        if let Some(port) = authority[parsed.host().len()..].strip_prefix(':')
+            && !port.parse::<u16>().is_ok_and(|port| port != 0)
+        {
+            return Err(format!("`{port}` is not a port number from 1 to 65535"));
         }
+        Ok(Self::Tcp(parsed))
     }
 }
 
