@@ -150,11 +150,36 @@ mod tests {
     }
 
     #[test]
-    fn other_commands_are_unknown() {
+    fn quotes_group_words_and_the_last_flag_wins() {
+        for (command, seconds) in [
+            ("uvicorn app:app --timeout-keep-alive '3'", 3),
+            ("sh -c 'exec gunicorn --bind 127.0.0.1:8000 app:app'", 2),
+            ("gunicorn --keep-alive 10 app:app --keep-alive=4", 4),
+            ("gunicorn3 app:app", 2),
+        ] {
+            assert_eq!(
+                of_command(command).map(|k| k.seconds),
+                Some(seconds),
+                "{command}"
+            );
+        }
+        let configured = of_command("gunicorn -c gunicorn.conf.py app:app").expect("known");
+        assert_eq!(configured.seconds, 2);
+        assert!(
+            configured.source.contains("config file"),
+            "{}",
+            configured.source
+        );
+    }
+
+    #[test]
+    fn other_commands_and_unreadable_values_are_unknown() {
         for command in [
             "python server.py",
             "flask run",
             "python -m myuvicorn_wrapper",
+            "gunicorn --keep-alive x app:app",
+            "uvicorn app:app --timeout-keep-alive",
         ] {
             assert_eq!(of_command(command), None, "{command}");
         }
@@ -179,6 +204,7 @@ mod tests {
             (2, 1_500),
             (5, DEFAULT_IDLE_TIMEOUT_MS),
             (75, 60_000),
+            (u64::MAX, 3_600_000),
         ] {
             let keep_alive = KeepAlive {
                 seconds,
