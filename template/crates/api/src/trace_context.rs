@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
-/// The request's trace context, as [`settle`] returns it: the `traceparent` sent on, `00-<trace id: 32 hex>-<span id: 16 hex, the api's>-<flags: 2 hex>`.
+/// The request's trace context, as [`settle`] returns it: the `traceparent` sent on,
+/// `00-<trace id: 32 hex>-<span id: 16 hex, the api's>-<flags: 2 hex>`.
 #[derive(Debug, Clone)]
 pub struct TraceContext(HeaderValue);
 

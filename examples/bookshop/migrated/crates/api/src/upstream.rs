@@ -36,8 +36,6 @@ pub struct Upstream {
 #[derive(Debug)]
 struct Shared {
     address: UpstreamAddr,
-    connect_timeout: Duration,
-    idle_timeout: Duration,
     /// The `Host` of a request that has none (see [`Upstream::send`]).
     host: HeaderValue,
     timeout: Duration,
@@ -69,8 +67,6 @@ impl Upstream {
             ),
             shared: Arc::new(Shared {
                 address: config.upstream.clone(),
-                connect_timeout: config.connect_timeout,
-                idle_timeout: config.upstream_idle_timeout,
                 host,
                 timeout: config.upstream_timeout,
                 total_timeout: config.upstream_total_timeout,
@@ -86,11 +82,7 @@ impl Upstream {
     /// that opened it, and handing requests to another thread costs a wake-up each way.
     pub fn with_own_pool(&self) -> Self {
         Self {
-            pool: Pool::new(
-                &self.shared.address,
-                self.shared.connect_timeout,
-                self.shared.idle_timeout,
-            ),
+            pool: self.pool.empty_copy(),
             shared: Arc::clone(&self.shared),
         }
     }

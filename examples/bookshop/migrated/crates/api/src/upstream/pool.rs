@@ -71,7 +71,7 @@ struct IdleConnection {
 }
 
 /// Where Python listens, as the connections dial it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Target {
     /// `host:port`, the port made explicit (80 when the URL gives none).
     Tcp(String),
@@ -140,6 +140,19 @@ impl Pool {
                 target,
                 connect_timeout,
                 idle_timeout,
+                idle: Mutex::new(Idle::default()),
+            }),
+        }
+    }
+
+    /// An empty pool that dials the same target with the same timeouts, for another runtime.
+    pub fn empty_copy(&self) -> Self {
+        let shared = &self.shared;
+        Self {
+            shared: Arc::new(PoolShared {
+                target: shared.target.clone(),
+                connect_timeout: shared.connect_timeout,
+                idle_timeout: shared.idle_timeout,
                 idle: Mutex::new(Idle::default()),
             }),
         }
