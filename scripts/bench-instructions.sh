@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): user-space instructions per proxied request, counted by valgrind's
+# callgrind, which a busy machine does not change the way it changes time. Counts, for
+# `GET /hello/python` at 1 connection in front of the same uvicorn:
+#   nginx          as one process (master_process off), otherwise as in bench-gateway.sh;
+#   hyper floor    bench/hyper-floor: hyper's server and client and nothing else;
+#   + header timeout   the same with hyper's header read timeout, as the api sets it;
+#   api            the generated api (TCP), release build, RUST_LOG=warn, metrics off.
+# Each runs under callgrind for DURATION seconds of wrk; its total (start-up and shutdown
+# included, about 2 % of it) divided by the requests wrk completed.
+# Installs valgrind, nginx, wrk, curl and python3-venv from Debian when missing.
+#   DURATION=15  seconds of load per target     BASE_PORT=18090  first of the three ports used
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+duration=${DURATION:-15}
+base_port=${BASE_PORT:-18090}
+for setting in "DURATION=$duration" "BASE_PORT=$base_port"; do
+  [[ ${setting#*=} =~ ^[0-9]+$ ]] || { echo "error: $setting is not a whole number" >&2; exit 2; }
+done
+((duration > 0)) || { echo "error: DURATION must be at least 1" >&2; exit 2; }
+proxy_port=$base_port
+python_port=$((base_port + 1))
+spare_port=$((base_port + 2)) # the api's metrics endpoint is off; only checked to be free
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+missing=()
+for tool in valgrind nginx wrk curl; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if ((${#missing[@]})); then
+  echo "installing ${missing[*]} from Debian"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+for port in "$proxy_port" "$python_port" "$spare_port"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "error: port $port is already in use (set BASE_PORT to move all three ports)" >&2
+    exit 1
+  fi
+done
+
+# --- Build -------------------------------------------------------------------------------------
+cargo build --release --locked -p rspy --bin rspy
+./target/release/rspy new "$work/gw-tcp" --python-port "$python_port" --vcs none >/dev/null
+export CARGO_TARGET_DIR=$PWD/target/bench # shared with bench-gateway.sh
+cargo build --release --manifest-path "$work/gw-tcp/Cargo.toml" -p gw-tcp-api
+cargo build --release --locked --manifest-path bench/hyper-floor/Cargo.toml
+python3 -m venv "$work/venv"
+"$work/venv/bin/pip" install -q --disable-pip-version-check "$work/gw-tcp/python"
+
+# --- Python ------------------------------------------------------------------------------------
+env -C "$work/gw-tcp/python" PYTHON_LOG_LEVEL=WARNING PYTHONUNBUFFERED=1 "$work/venv/bin/python" \
+  -m uvicorn app.main:app --host 127.0.0.1 --port "$python_port" --no-access-log \
+  >"$work/python.log" 2>&1 &
+pids+=("$!")
+for ((i = 0; i < 300; i++)); do
+  curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$python_port/healthz" 2>/dev/null && break
+  sleep 0.1
+done
+curl -fsS -o /dev/null "http://127.0.0.1:$python_port/healthz" ||
+  { echo "error: uvicorn did not start; its log:" >&2; cat "$work/python.log" >&2; exit 1; }
+
+# nginx as in bench-gateway.sh, but one process, so callgrind sees all of its work.
+mkdir -p "$work/nginx/tmp"
+cat >"$work/nginx/nginx.conf" <<CONF
+worker_processes 1;
+master_process off;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events {
+    worker_connections 1024;
+}
+http {
+    access_log off;
+    client_body_temp_path $work/nginx/tmp/body;
+    proxy_temp_path $work/nginx/tmp/proxy;
+    fastcgi_temp_path $work/nginx/tmp/fastcgi;
+    uwsgi_temp_path $work/nginx/tmp/uwsgi;
+    scgi_temp_path $work/nginx/tmp/scgi;
+    keepalive_requests 1000000;
+    upstream python {
+        server 127.0.0.1:$python_port;
+        keepalive 64;
+        keepalive_requests 1000000;
+        keepalive_timeout 4s;
+    }
+    server {
+        listen 127.0.0.1:$proxy_port;
+        location / {
+            proxy_pass http://python;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Host \$http_host;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Request-Id \$request_id;
+            add_header X-Request-Id \$request_id always;
+        }
+    }
+}
+CONF
+
+# count NAME [VAR=VALUE...] PROGRAM [ARG...]: runs PROGRAM with those variables under callgrind
+# on the proxy port, loads it, prints a row. (The variables go before valgrind: it would not
+# follow `env` into the program.)
+count() {
+  local name=$1 out=$work/callgrind.out i requests total
+  shift
+  local vars=()
+  while [[ $1 == *=* ]]; do
+    vars+=("$1")
+    shift
+  done
+  rm -f "$out"
+  env "${vars[@]}" valgrind --tool=callgrind --callgrind-out-file="$out" "$@" \
+    >"$work/proxy.log" 2>&1 &
+  local proxy=$!
+  pids+=("$proxy")
+  for ((i = 0; i < 600; i++)); do
+    curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$proxy_port/hello/python" 2>/dev/null &&
+      break
+    kill -0 "$proxy" 2>/dev/null || break
+    sleep 0.1
+  done
+  curl -fsS -o /dev/null "http://127.0.0.1:$proxy_port/hello/python" ||
+    { echo "error: $name did not answer; its log:" >&2; tail -n 20 "$work/proxy.log" >&2; exit 1; }
+  requests=$(wrk -t1 -c1 -d"${duration}s" "http://127.0.0.1:$proxy_port/hello/python" |
+    awk '/ requests in / {print $1}')
+  kill -TERM "$proxy"
+  wait "$proxy" 2>/dev/null || true
+  total=$(awk '/^(summary|totals):/ {print $2; exit}' "$out")
+  [[ -n $total && $requests -gt 0 ]] || { echo "error: no count for $name" >&2; exit 1; }
+  printf '| %s | %d | %d | %d |\n' "$name" "$requests" "$total" $((total / requests))
+}
+
+upstream=127.0.0.1:$python_port
+echo
+echo "| Proxy | Requests | Instructions | Per request |"
+echo "|:---|---:|---:|---:|"
+count "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')" \
+  nginx -p "$work/nginx/" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf"
+count "hyper floor" FLOOR_LISTEN="127.0.0.1:$proxy_port" FLOOR_UPSTREAM="$upstream" \
+  "$CARGO_TARGET_DIR/release/hyper-floor"
+count "hyper floor + header read timeout" FLOOR_LISTEN="127.0.0.1:$proxy_port" \
+  FLOOR_UPSTREAM="$upstream" FLOOR_HEADER_TIMEOUT=1 "$CARGO_TARGET_DIR/release/hyper-floor"
+count "api (TCP), commit $(git rev-parse --short HEAD)" PORT="$proxy_port" WORKERS=2 \
+  UPSTREAM_URL="http://$upstream" METRICS_ADDR=off RUST_LOG=warn \
+  "$CARGO_TARGET_DIR/release/gw-tcp-api"
