@@ -89,7 +89,9 @@ pub fn run(args: &InitArgs, exe: &Path) -> Result<String> {
     let transport = args.transport.unwrap_or(Transport::Tcp);
     let (command, command_source, server) = start_command(args, &findings, transport, port)?;
     let install = install_arguments(&findings.dependencies, server);
-    let keep_alive = keep_alive::of_command(&command);
+    // The command runs in `python/`, which gets the project's files as they are now.
+    let keep_alive =
+        keep_alive::of_command(&command, |path| fs::read_to_string(root.join(path)).ok());
 
     let mut values = BTreeMap::new();
     values.insert("transport".to_owned(), transport.as_str().to_owned());

@@ -1,5 +1,6 @@
 //! How long the Python server keeps an idle connection open, read from the command that
-//! starts it, and the api's idle timeout that stays below it.
+//! starts it (and, for gunicorn, its config file), and the api's idle timeout that stays
+//! below it.
 //!
 //! The api must close an unused connection before Python does: a request it sends on a
 //! connection Python is closing fails with a 502. uvicorn and hypercorn keep connections 5 s,
@@ -28,13 +29,61 @@ impl KeepAlive {
     }
 }
 
+/// The config file a command names: `Some(Some(path))` for `-c path`, `--config path` or
+/// `--config=path`, `Some(None)` when the flag's value is missing, `None` without the flag.
+fn config_file<'a>(words: &[&'a str]) -> Option<Option<&'a str>> {
+    let mut named = None;
+    for (index, word) in words.iter().enumerate() {
+        if *word == "-c" || *word == "--config" {
+            named = Some(words.get(index + 1).copied());
+        } else if let Some(path) = word.strip_prefix("--config=") {
+            named = Some(Some(path));
+        }
+    }
+    named
+}
+
+/// What a gunicorn config file (Python) sets `keepalive` to.
+#[derive(Debug, PartialEq, Eq)]
+enum Setting {
+    /// A whole number of seconds, written as such.
+    Literal(u64),
+    /// Something rspy cannot evaluate (`int(os.environ["KEEPALIVE"])`).
+    Other,
+    Absent,
+}
+
+/// The last top-level `keepalive = ...` of a gunicorn config file, as gunicorn would take it.
+fn gunicorn_keepalive(text: &str) -> Setting {
+    let mut setting = Setting::Absent;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("keepalive") else {
+            continue;
+        };
+        let Some(value) = rest.trim_start().strip_prefix('=') else {
+            continue;
+        };
+        if value.starts_with('=') {
+            continue; // a comparison, `keepalive == 2`
+        }
+        let value = value.split('#').next().unwrap_or_default().trim();
+        setting = match value.replace('_', "").parse() {
+            Ok(seconds) if !value.starts_with('_') => Setting::Literal(seconds),
+            _ => Setting::Other,
+        };
+    }
+    setting
+}
+
 /// The longest idle timeout rspy writes: past an hour, closing later changes nothing.
 const MAX_IDLE_TIMEOUT_MS: u64 = 3_600_000;
 
 /// The keep-alive of the server `command` runs: the value of its flag when the command sets
-/// one (the last, as the servers take it), else the server's default. `None` for a server
-/// rspy does not know, and for a flag whose value it cannot read.
-pub fn of_command(command: &str) -> Option<KeepAlive> {
+/// one (the last, as the servers take it); for gunicorn, else the `keepalive` of its config
+/// file (`-c FILE`, or `gunicorn.conf.py`, which gunicorn reads by default), read with
+/// `read_file` (a path as the command gives it, relative to the folder it runs in); else the
+/// server's default. `None` for a server rspy does not know, and for a value it cannot read.
+pub fn of_command(command: &str, read_file: impl Fn(&str) -> Option<String>) -> Option<KeepAlive> {
     // Quotes only group words here (`sh -c 'gunicorn ...'`, `--keep-alive '3'`).
     let unquoted = command.replace(['\'', '"'], " ");
     let words: Vec<&str> = unquoted.split_whitespace().collect();
@@ -67,16 +116,37 @@ pub fn of_command(command: &str) -> Option<KeepAlive> {
         };
         set = Some(value.and_then(|value| value.parse::<u64>().ok()));
     }
-    let has_config = words
-        .iter()
-        .any(|word| *word == "-c" || word.starts_with("--config"));
+    let config = config_file(&words);
     Some(match set {
         Some(Some(seconds)) => KeepAlive {
             seconds,
             source: format!("{flag} {seconds}"),
         },
         Some(None) => return None,
-        None if has_config => KeepAlive {
+        None if server == "gunicorn" => {
+            let name = config.flatten().unwrap_or("gunicorn.conf.py");
+            match read_file(name).map(|text| gunicorn_keepalive(&text)) {
+                Some(Setting::Literal(seconds)) => KeepAlive {
+                    seconds,
+                    source: format!("keepalive = {seconds} in {name}"),
+                },
+                Some(Setting::Other) => return None,
+                Some(Setting::Absent) => KeepAlive {
+                    seconds: default,
+                    source: format!("gunicorn's default; {name} sets no keepalive"),
+                },
+                // A file the command names but rspy cannot read (`python:module`, elsewhere).
+                None if config.is_some() => KeepAlive {
+                    seconds: default,
+                    source: "gunicorn's default, unless its config file sets another".to_owned(),
+                },
+                None => KeepAlive {
+                    seconds: default,
+                    source: "gunicorn's default".to_owned(),
+                },
+            }
+        }
+        None if config.is_some() => KeepAlive {
             seconds: default,
             source: format!("{server}'s default, unless its config file sets another"),
         },
@@ -91,8 +161,12 @@ pub fn of_command(command: &str) -> Option<KeepAlive> {
 mod tests {
     use super::*;
 
+    fn no_files(_: &str) -> Option<String> {
+        None
+    }
+
     fn seconds_and_source(command: &str) -> Option<(u64, String)> {
-        of_command(command).map(|keep_alive| (keep_alive.seconds, keep_alive.source))
+        of_command(command, no_files).map(|keep_alive| (keep_alive.seconds, keep_alive.source))
     }
 
     #[test]
@@ -135,7 +209,7 @@ mod tests {
             ("python -m uvicorn main:app --timeout-keep-alive 30", 30),
             ("hypercorn --keep-alive 1 main:app", 1),
         ] {
-            let keep_alive = of_command(command).expect("a known server");
+            let keep_alive = of_command(command, no_files).expect("a known server");
             assert_eq!(keep_alive.seconds, seconds, "{command}");
             assert!(
                 keep_alive.source.ends_with(&seconds.to_string()),
@@ -144,7 +218,7 @@ mod tests {
         }
         // uvicorn's flag is another one.
         assert_eq!(
-            of_command("uvicorn main:app --keep-alive 9").map(|k| k.seconds),
+            of_command("uvicorn main:app --keep-alive 9", no_files).map(|k| k.seconds),
             Some(5)
         );
     }
@@ -158,12 +232,13 @@ mod tests {
             ("gunicorn3 app:app", 2),
         ] {
             assert_eq!(
-                of_command(command).map(|k| k.seconds),
+                of_command(command, no_files).map(|k| k.seconds),
                 Some(seconds),
                 "{command}"
             );
         }
-        let configured = of_command("gunicorn -c gunicorn.conf.py app:app").expect("known");
+        let configured =
+            of_command("gunicorn -c gunicorn.conf.py app:app", no_files).expect("known");
         assert_eq!(configured.seconds, 2);
         assert!(
             configured.source.contains("config file"),
@@ -181,7 +256,7 @@ mod tests {
             "gunicorn --keep-alive x app:app",
             "uvicorn app:app --timeout-keep-alive",
         ] {
-            assert_eq!(of_command(command), None, "{command}");
+            assert_eq!(of_command(command, no_files), None, "{command}");
         }
     }
 
@@ -212,5 +287,57 @@ mod tests {
             };
             assert_eq!(keep_alive.idle_timeout_ms(), idle, "{seconds} s");
         }
+    }
+
+    #[test]
+    fn gunicorn_takes_keepalive_from_its_config_file() {
+        let files = |name: &str| match name {
+            "gunicorn.conf.py" => {
+                Some("bind = '0.0.0.0:8000'\nkeepalive = 10  # seconds\n".to_owned())
+            }
+            "deploy/gunicorn.py" => Some("workers = 2\nkeepalive=1_0\nkeepalive = 6\n".to_owned()),
+            "quiet.py" => Some("workers = 2\nif keepalive == 2:\n    pass\n".to_owned()),
+            "env.py" => Some("keepalive = int(os.environ['KEEPALIVE'])\n".to_owned()),
+            _ => None,
+        };
+        let seconds_and_source = |command: &str| {
+            of_command(command, files).map(|keep_alive| (keep_alive.seconds, keep_alive.source))
+        };
+        // Read by default, when the command names no file.
+        assert_eq!(
+            seconds_and_source("gunicorn app:app"),
+            Some((10, "keepalive = 10 in gunicorn.conf.py".to_owned()))
+        );
+        // The last assignment of the file the command names.
+        for command in [
+            "gunicorn -c deploy/gunicorn.py app:app",
+            "gunicorn --config deploy/gunicorn.py app:app",
+            "gunicorn --config=deploy/gunicorn.py app:app",
+        ] {
+            assert_eq!(
+                seconds_and_source(command),
+                Some((6, "keepalive = 6 in deploy/gunicorn.py".to_owned())),
+                "{command}"
+            );
+        }
+        // The command line wins over the file, as in gunicorn.
+        assert_eq!(
+            seconds_and_source("gunicorn --keep-alive 3 app:app").map(|(seconds, _)| seconds),
+            Some(3)
+        );
+        assert_eq!(
+            seconds_and_source("gunicorn -c quiet.py app:app"),
+            Some((
+                2,
+                "gunicorn's default; quiet.py sets no keepalive".to_owned()
+            ))
+        );
+        // A value rspy cannot evaluate is unknown, not the default.
+        assert_eq!(seconds_and_source("gunicorn -c env.py app:app"), None);
+        // uvicorn has no such file: gunicorn.conf.py means nothing to it.
+        assert_eq!(
+            seconds_and_source("uvicorn main:app").map(|(seconds, _)| seconds),
+            Some(5)
+        );
     }
 }

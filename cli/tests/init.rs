@@ -221,6 +221,30 @@ fn the_unix_transport_and_a_src_layout_reach_the_command() {
 }
 
 #[test]
+fn gunicorns_config_file_sets_the_idle_timeout() {
+    // gunicorn reads gunicorn.conf.py from the folder it runs in (python/ once adopted).
+    let (_dir, project) = fixture("flask");
+    fs::write(
+        project.join("gunicorn.conf.py"),
+        "workers = 2\nkeepalive = 10  # behind a load balancer\n",
+    )
+    .unwrap();
+    let out = init(&project, &[]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "keep-alive: 10 s (keepalive = 10 in gunicorn.conf.py): the api closes idle \
+             connections after 8000 ms"
+        ),
+        "{}",
+        out.stdout
+    );
+    let manifest = fs::read_to_string(project.join("rspy.toml")).unwrap();
+    assert!(manifest.contains("idle_timeout_ms = 8000"), "{manifest}");
+    assert!(project.join("python/gunicorn.conf.py").is_file());
+}
+
+#[test]
 fn bad_input_is_refused_and_touches_nothing() {
     let dir = TempDir::new().unwrap();
     let root = dir.path();
