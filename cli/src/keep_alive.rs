@@ -53,11 +53,13 @@ enum Setting {
     Absent,
 }
 
-/// The last top-level `keepalive = ...` of a gunicorn config file, as gunicorn would take it.
+/// The last `keepalive = ...` of a gunicorn config file, as gunicorn would take it. One
+/// indented (under an `if`, say) may or may not run: rspy cannot tell.
 fn gunicorn_keepalive(text: &str) -> Setting {
     let mut setting = Setting::Absent;
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("keepalive") else {
+        let statement = line.trim_start();
+        let Some(rest) = statement.strip_prefix("keepalive") else {
             continue;
         };
         let Some(value) = rest.trim_start().strip_prefix('=') else {
@@ -68,7 +70,9 @@ fn gunicorn_keepalive(text: &str) -> Setting {
         }
         let value = value.split('#').next().unwrap_or_default().trim();
         setting = match value.replace('_', "").parse() {
-            Ok(seconds) if !value.starts_with('_') => Setting::Literal(seconds),
+            Ok(seconds) if !value.starts_with('_') && statement.len() == line.len() => {
+                Setting::Literal(seconds)
+            }
             _ => Setting::Other,
         };
     }
@@ -87,23 +91,25 @@ pub fn of_command(command: &str, read_file: impl Fn(&str) -> Option<String>) -> 
     // Quotes only group words here (`sh -c 'gunicorn ...'`, `--keep-alive '3'`).
     let unquoted = command.replace(['\'', '"'], " ");
     let words: Vec<&str> = unquoted.split_whitespace().collect();
+    // Where the server's name is: its options are the words after it (not a shell's `-c`).
     let runs = |server: &str| {
-        words.iter().any(|word| {
+        words.iter().position(|word| {
             let name = word.rsplit('/').next().unwrap_or(word);
             name.strip_prefix(server)
                 .is_some_and(|version| version.chars().all(|c| c.is_ascii_digit()))
         })
     };
     // gunicorn first: it may run uvicorn's worker class, which takes gunicorn's keep-alive.
-    let (flag, default, server) = if runs("gunicorn") {
-        ("--keep-alive", 2, "gunicorn")
-    } else if runs("uvicorn") {
-        ("--timeout-keep-alive", 5, "uvicorn")
-    } else if runs("hypercorn") {
-        ("--keep-alive", 5, "hypercorn")
+    let (flag, default, server, at) = if let Some(at) = runs("gunicorn") {
+        ("--keep-alive", 2, "gunicorn", at)
+    } else if let Some(at) = runs("uvicorn") {
+        ("--timeout-keep-alive", 5, "uvicorn", at)
+    } else if let Some(at) = runs("hypercorn") {
+        ("--keep-alive", 5, "hypercorn", at)
     } else {
         return None;
     };
+    let words = &words[at + 1..];
     let mut set = None;
     for (index, word) in words.iter().enumerate() {
         let value = match word.strip_prefix(flag) {
@@ -116,7 +122,7 @@ pub fn of_command(command: &str, read_file: impl Fn(&str) -> Option<String>) -> 
         };
         set = Some(value.and_then(|value| value.parse::<u64>().ok()));
     }
-    let config = config_file(&words);
+    let config = config_file(words);
     Some(match set {
         Some(Some(seconds)) => KeepAlive {
             seconds,
@@ -297,6 +303,7 @@ mod tests {
             }
             "deploy/gunicorn.py" => Some("workers = 2\nkeepalive=1_0\nkeepalive = 6\n".to_owned()),
             "quiet.py" => Some("workers = 2\nif keepalive == 2:\n    pass\n".to_owned()),
+            "branch.py" => Some("keepalive = 5\nif DEBUG:\n    keepalive = 0\n".to_owned()),
             "env.py" => Some("keepalive = int(os.environ['KEEPALIVE'])\n".to_owned()),
             _ => None,
         };
@@ -332,8 +339,15 @@ mod tests {
                 "gunicorn's default; quiet.py sets no keepalive".to_owned()
             ))
         );
-        // A value rspy cannot evaluate is unknown, not the default.
+        // A value rspy cannot evaluate, or may not be the one set, is unknown.
         assert_eq!(seconds_and_source("gunicorn -c env.py app:app"), None);
+        assert_eq!(seconds_and_source("gunicorn -c branch.py app:app"), None);
+        // A shell's `-c` is not gunicorn's: its default file is still read.
+        assert_eq!(
+            seconds_and_source("sh -c 'mkdir -p ../run && exec gunicorn app:app'")
+                .map(|(seconds, _)| seconds),
+            Some(10)
+        );
         // uvicorn has no such file: gunicorn.conf.py means nothing to it.
         assert_eq!(
             seconds_and_source("uvicorn main:app").map(|(seconds, _)| seconds),
