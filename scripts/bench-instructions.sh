@@ -6,12 +6,14 @@
 #   hyper floor    bench/hyper-floor: hyper's server and client and nothing else;
 #   + header timeout   the same with hyper's header read timeout, as the api sets it;
 #   api            the generated api (TCP), release build, RUST_LOG=warn, metrics off.
-# Each runs under callgrind for DURATION seconds of wrk; its total (start-up and shutdown
-# included, about 2 % of it) divided by the requests wrk completed.
+# Each runs under callgrind with instrumentation off until it answers, switched on
+# for DURATION seconds of wrk and off again before it stops, so start-up and shutdown are
+# not counted. The total divided by the requests wrk completed (any error fails the run).
 # Installs valgrind, nginx, wrk, curl and python3-venv from Debian when missing.
 #   DURATION=15  seconds of load per target     BASE_PORT=18090  first of the three ports used
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/sbin # nginx, for a user whose PATH lacks it
 
 duration=${DURATION:-15}
 base_port=${BASE_PORT:-18090}
@@ -129,8 +131,8 @@ count() {
     shift
   done
   rm -f "$out"
-  env "${vars[@]}" valgrind --tool=callgrind --callgrind-out-file="$out" "$@" \
-    >"$work/proxy.log" 2>&1 &
+  env "${vars[@]}" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
+    "$@" >"$work/proxy.log" 2>&1 &
   local proxy=$!
   pids+=("$proxy")
   for ((i = 0; i < 600; i++)); do
@@ -141,12 +143,22 @@ count() {
   done
   curl -fsS -o /dev/null "http://127.0.0.1:$proxy_port/hello/python" ||
     { echo "error: $name did not answer; its log:" >&2; tail -n 20 "$work/proxy.log" >&2; exit 1; }
-  requests=$(wrk -t1 -c1 -d"${duration}s" "http://127.0.0.1:$proxy_port/hello/python" |
-    awk '/ requests in / {print $1}')
+  callgrind_control --instr=on "$proxy" >/dev/null 2>&1
+  local load
+  load=$(wrk -t1 -c1 -d"${duration}s" "http://127.0.0.1:$proxy_port/hello/python")
+  callgrind_control --instr=off "$proxy" >/dev/null 2>&1
   kill -TERM "$proxy"
   wait "$proxy" 2>/dev/null || true
-  total=$(awk '/^(summary|totals):/ {print $2; exit}' "$out")
-  [[ -n $total && $requests -gt 0 ]] || { echo "error: no count for $name" >&2; exit 1; }
+  if grep -Eq 'Non-2xx|Socket errors' <<<"$load"; then
+    echo "error: $name answered with errors:" >&2
+    echo "$load" >&2
+    exit 1
+  fi
+  requests=$(awk '/ requests in / {print $1}' <<<"$load")
+  # With instrumentation switched, `summary:` may read 0 and `totals:` hold the count.
+  total=$(awk '/^(summary|totals):/ && $2 > t {t = $2} END {print t + 0}' "$out" 2>/dev/null ||
+    true)
+  [[ $total -gt 0 && $requests -gt 0 ]] || { echo "error: no count for $name" >&2; exit 1; }
   printf '| %s | %d | %d | %d |\n' "$name" "$requests" "$total" $((total / requests))
 }
 

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::cli::{InitArgs, Transport};
 use crate::detect::{self, Dependencies, Findings, Interface};
@@ -89,9 +89,15 @@ pub fn run(args: &InitArgs, exe: &Path) -> Result<String> {
     let transport = args.transport.unwrap_or(Transport::Tcp);
     let (command, command_source, server) = start_command(args, &findings, transport, port)?;
     let install = install_arguments(&findings.dependencies, server);
-    // The command runs in `python/`, which gets the project's files as they are now.
-    let keep_alive =
-        keep_alive::of_command(&command, |path| fs::read_to_string(root.join(path)).ok());
+    // The command runs in `python/`, which gets the project's files as they are now; a path
+    // outside them (absolute, or up with `..`) is not one rspy can read for it.
+    let keep_alive = keep_alive::of_command(&command, |path| {
+        let path = Path::new(path);
+        let inside = path
+            .components()
+            .all(|part| matches!(part, Component::Normal(_) | Component::CurDir));
+        inside.then(|| fs::read_to_string(root.join(path)).ok())?
+    });
 
     let mut values = BTreeMap::new();
     values.insert("transport".to_owned(), transport.as_str().to_owned());

@@ -53,30 +53,49 @@ enum Setting {
     Absent,
 }
 
-/// The last `keepalive = ...` of a gunicorn config file, as gunicorn would take it. One
-/// indented (under an `if`, say) may or may not run: rspy cannot tell.
+/// The `keepalive` a gunicorn config file (Python) leaves set, as far as rspy can tell without
+/// running it: the last top-level `keepalive = N`. Any other mention of the name (indented,
+/// annotated, `keepalive *= 2`, `x = 1; keepalive = 9`, `if keepalive:`), a wildcard import or
+/// an `exec` makes it unknown from there on; lines within triple-quoted strings are skipped.
 fn gunicorn_keepalive(text: &str) -> Setting {
     let mut setting = Setting::Absent;
+    let mut in_string = false;
     for line in text.lines() {
-        let statement = line.trim_start();
-        let Some(rest) = statement.strip_prefix("keepalive") else {
+        let quotes = line.matches("\"\"\"").count() + line.matches("'''").count();
+        if in_string || quotes > 0 {
+            in_string ^= quotes % 2 == 1;
             continue;
-        };
-        let Some(value) = rest.trim_start().strip_prefix('=') else {
-            continue;
-        };
-        if value.starts_with('=') {
-            continue; // a comparison, `keepalive == 2`
         }
-        let value = value.split('#').next().unwrap_or_default().trim();
-        setting = match value.replace('_', "").parse() {
-            Ok(seconds) if !value.starts_with('_') && statement.len() == line.len() => {
-                Setting::Literal(seconds)
-            }
+        let code = line.split('#').next().unwrap_or_default();
+        if code.contains("import *") || code.contains("exec(") {
+            setting = Setting::Other;
+            continue;
+        }
+        if !mentions(code, "keepalive") {
+            continue;
+        }
+        let value = code
+            .strip_prefix("keepalive")
+            .and_then(|rest| rest.trim_start().strip_prefix('='))
+            .filter(|value| !value.starts_with('='))
+            .map(str::trim);
+        setting = match value {
+            Some(value) if value.starts_with(|c: char| c.is_ascii_digit()) => value
+                .replace('_', "")
+                .parse()
+                .map_or(Setting::Other, Setting::Literal),
             _ => Setting::Other,
         };
     }
     setting
+}
+
+/// Whether `code` names `word` as a whole identifier.
+fn mentions(code: &str, word: &str) -> bool {
+    let is_identifier = |c: char| c.is_alphanumeric() || c == '_';
+    code.match_indices(word).any(|(at, _)| {
+        !code[..at].ends_with(is_identifier) && !code[at + word.len()..].starts_with(is_identifier)
+    })
 }
 
 /// The longest idle timeout rspy writes: past an hour, closing later changes nothing.
@@ -131,6 +150,8 @@ pub fn of_command(command: &str, read_file: impl Fn(&str) -> Option<String>) -> 
         Some(None) => return None,
         None if server == "gunicorn" => {
             let name = config.flatten().unwrap_or("gunicorn.conf.py");
+            // gunicorn's `-c file:PATH` is PATH (`python:MODULE` is a module: not read).
+            let name = name.strip_prefix("file:").unwrap_or(name);
             match read_file(name).map(|text| gunicorn_keepalive(&text)) {
                 Some(Setting::Literal(seconds)) => KeepAlive {
                     seconds,
@@ -302,7 +323,10 @@ mod tests {
                 Some("bind = '0.0.0.0:8000'\nkeepalive = 10  # seconds\n".to_owned())
             }
             "deploy/gunicorn.py" => Some("workers = 2\nkeepalive=1_0\nkeepalive = 6\n".to_owned()),
-            "quiet.py" => Some("workers = 2\nif keepalive == 2:\n    pass\n".to_owned()),
+            "quiet.py" => Some("workers = 2\n# keepalive = 10\nkeepalive_timeout = 3\n".to_owned()),
+            "doc.py" => {
+                Some("\"\"\"Settings.\n\nkeepalive = 99\n\"\"\"\nkeepalive = 7\n".to_owned())
+            }
             "branch.py" => Some("keepalive = 5\nif DEBUG:\n    keepalive = 0\n".to_owned()),
             "env.py" => Some("keepalive = int(os.environ['KEEPALIVE'])\n".to_owned()),
             _ => None,
@@ -342,6 +366,20 @@ mod tests {
         // A value rspy cannot evaluate, or may not be the one set, is unknown.
         assert_eq!(seconds_and_source("gunicorn -c env.py app:app"), None);
         assert_eq!(seconds_and_source("gunicorn -c branch.py app:app"), None);
+        for text in [
+            "keepalive: int = 10\n",
+            "x = 1; keepalive = 9\n",
+            "keepalive = 10\nkeepalive *= 2\n",
+            "keepalive = 10\nfrom base import *\n",
+            "keepalive == 2\n",
+            "keepalive = '10'\n",
+        ] {
+            assert_eq!(gunicorn_keepalive(text), Setting::Other, "{text}");
+        }
+        assert_eq!(
+            seconds_and_source("gunicorn -c file:doc.py app:app"),
+            Some((7, "keepalive = 7 in doc.py".to_owned()))
+        );
         // A shell's `-c` is not gunicorn's: its default file is still read.
         assert_eq!(
             seconds_and_source("sh -c 'mkdir -p ../run && exec gunicorn app:app'")

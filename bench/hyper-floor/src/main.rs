@@ -76,9 +76,16 @@ fn worker(listener: std::net::TcpListener, upstream: SocketAddr, header_timeout:
             let service = service_fn(move |request: Request<Incoming>| async move {
                 let mut sender = take(upstream).await?;
                 let (parts, body) = sender.send_request(request).await?.into_parts();
+                // hyper never polls a body that is empty from the start (204, HEAD...).
+                let sender = if body.is_end_stream() {
+                    POOL.with_borrow_mut(|pool| pool.push(sender));
+                    None
+                } else {
+                    Some(sender)
+                };
                 let body = Returning {
                     inner: body,
-                    sender: Some(sender),
+                    sender,
                 };
                 Ok::<_, hyper::Error>(Response::from_parts(parts, body))
             });
