@@ -16,6 +16,7 @@
 #                    two apis' metrics endpoints)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/nginx-proxy.sh
 
 duration=${DURATION:-10}
 warmup=${WARMUP:-2}
@@ -114,51 +115,10 @@ start api_tcp env PORT="$api_tcp_port" UPSTREAM_URL="http://127.0.0.1:$python_po
 start api_unix env PORT="$api_unix_port" UPSTREAM_URL="unix:$socket" \
   METRICS_ADDR="127.0.0.1:$metrics_unix_port" RUST_LOG=warn "$api_unix_bin"
 
-# nginx doing what the api does for a proxied route: HTTP/1.1 with pooled keepalive connections
-# to the same uvicorn, the forwarding headers and a fresh request id each way, no access log.
-# worker_processes auto (one per core, 2 here): the api also runs one worker thread per core
-# (WORKERS unset), so each proxy may use the whole machine. Keepalive request limits are
-# lifted on both sides (nginx closes a connection after 1000 requests by default; hyper and
-# uvicorn never do), and idle upstream connections close after 4 s, as the api's pool does,
-# below uvicorn's 5 s keep-alive.
-mkdir -p "$work/nginx/tmp"
-cat >"$work/nginx/nginx.conf" <<EOF
-worker_processes auto;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events {
-    worker_connections 1024;
-}
-http {
-    access_log off;
-    client_body_temp_path $work/nginx/tmp/body;
-    proxy_temp_path $work/nginx/tmp/proxy;
-    fastcgi_temp_path $work/nginx/tmp/fastcgi;
-    uwsgi_temp_path $work/nginx/tmp/uwsgi;
-    scgi_temp_path $work/nginx/tmp/scgi;
-    keepalive_requests 1000000;
-    upstream python {
-        server 127.0.0.1:$python_port;
-        keepalive 64;
-        keepalive_requests 1000000;
-        keepalive_timeout 4s;
-    }
-    server {
-        listen 127.0.0.1:$nginx_port;
-        location / {
-            proxy_pass http://python;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$http_host;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Host \$http_host;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Request-Id \$request_id;
-            add_header X-Request-Id \$request_id always;
-        }
-    }
-}
-EOF
+# nginx as the api's peer (see scripts/nginx-proxy.sh). worker_processes auto (one per
+# core, 2 here): the api also runs one worker thread per core (WORKERS unset), so each
+# proxy may use the whole machine.
+write_nginx_conf "$work/nginx" "$nginx_port" "$python_port" 'worker_processes auto;'
 nginx_args=(-p "$work/nginx/" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf")
 nginx "${nginx_args[@]}" -t -q
 start nginx nginx "${nginx_args[@]}" -g 'daemon off;'

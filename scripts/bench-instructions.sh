@@ -13,6 +13,7 @@
 #   DURATION=15  seconds of load per target     BASE_PORT=18090  first of the three ports used
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/nginx-proxy.sh
 export PATH=$PATH:/usr/sbin # nginx, for a user whose PATH lacks it
 
 duration=${DURATION:-15}
@@ -77,47 +78,10 @@ done
 curl -fsS -o /dev/null "http://127.0.0.1:$python_port/healthz" ||
   { echo "error: uvicorn did not start; its log:" >&2; cat "$work/python.log" >&2; exit 1; }
 
-# nginx as in bench-gateway.sh, but one process, so callgrind sees all of its work.
-mkdir -p "$work/nginx/tmp"
-cat >"$work/nginx/nginx.conf" <<CONF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events {
-    worker_connections 1024;
-}
-http {
-    access_log off;
-    client_body_temp_path $work/nginx/tmp/body;
-    proxy_temp_path $work/nginx/tmp/proxy;
-    fastcgi_temp_path $work/nginx/tmp/fastcgi;
-    uwsgi_temp_path $work/nginx/tmp/uwsgi;
-    scgi_temp_path $work/nginx/tmp/scgi;
-    keepalive_requests 1000000;
-    upstream python {
-        server 127.0.0.1:$python_port;
-        keepalive 64;
-        keepalive_requests 1000000;
-        keepalive_timeout 4s;
-    }
-    server {
-        listen 127.0.0.1:$proxy_port;
-        location / {
-            proxy_pass http://python;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$http_host;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Host \$http_host;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Request-Id \$request_id;
-            add_header X-Request-Id \$request_id always;
-        }
-    }
-}
-CONF
+# nginx as in bench-gateway.sh (scripts/nginx-proxy.sh), but one process, so callgrind
+# sees all of its work.
+write_nginx_conf "$work/nginx" "$proxy_port" "$python_port" \
+  "worker_processes 1;"$'\n'"master_process off;"$'\n'"daemon off;"
 
 # count NAME [VAR=VALUE...] PROGRAM [ARG...]: runs PROGRAM with those variables under callgrind
 # on the proxy port, loads it, prints a row. (The variables go before valgrind: it would not

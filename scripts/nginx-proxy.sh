@@ -1,0 +1,51 @@
+# Sourced by the benchmarks: the nginx that stands next to the api.
+#
+# write_nginx_conf DIR LISTEN_PORT PYTHON_PORT PROCESS_DIRECTIVES: writes DIR/nginx.conf for a
+# reverse proxy on 127.0.0.1:LISTEN_PORT to the uvicorn on 127.0.0.1:PYTHON_PORT that does
+# what the api does for a proxied route: HTTP/1.1 with pooled keepalive connections, the
+# forwarding headers and a fresh request id each way, no access log. Keepalive request limits
+# are lifted on both sides (nginx closes a connection after 1000 requests by default; hyper
+# and uvicorn never do), and idle upstream connections close after 4 s, as the api's pool
+# does, below uvicorn's 5 s keep-alive. PROCESS_DIRECTIVES (`worker_processes auto;`...) go
+# first. Temporary files and the pid go under DIR.
+write_nginx_conf() {
+  local dir=$1 listen_port=$2 python_port=$3 process=$4
+  mkdir -p "$dir/tmp"
+  cat >"$dir/nginx.conf" <<CONF
+$process
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events {
+    worker_connections 1024;
+}
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    keepalive_requests 1000000;
+    upstream python {
+        server 127.0.0.1:$python_port;
+        keepalive 64;
+        keepalive_requests 1000000;
+        keepalive_timeout 4s;
+    }
+    server {
+        listen 127.0.0.1:$listen_port;
+        location / {
+            proxy_pass http://python;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Host \$http_host;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Request-Id \$request_id;
+            add_header X-Request-Id \$request_id always;
+        }
+    }
+}
+CONF
+}
