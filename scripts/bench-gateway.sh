@@ -16,7 +16,7 @@
 #                    two apis' metrics endpoints)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/nginx-proxy.sh
+source scripts/bench-common.sh
 
 duration=${DURATION:-10}
 warmup=${WARMUP:-2}
@@ -55,16 +55,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- Tools -------------------------------------------------------------------------------------
-missing=()
-for tool in nginx wrk curl; do
-  command -v "$tool" >/dev/null || missing+=("$tool")
-done
-python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
-if ((${#missing[@]})); then
-  echo "installing ${missing[*]} from Debian"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+install_missing nginx wrk curl
 
 # --- Build and generate ------------------------------------------------------------------------
 cargo build --release --locked -p rspy --bin rspy
@@ -115,7 +106,7 @@ start api_tcp env PORT="$api_tcp_port" UPSTREAM_URL="http://127.0.0.1:$python_po
 start api_unix env PORT="$api_unix_port" UPSTREAM_URL="unix:$socket" \
   METRICS_ADDR="127.0.0.1:$metrics_unix_port" RUST_LOG=warn "$api_unix_bin"
 
-# nginx as the api's peer (see scripts/nginx-proxy.sh). worker_processes auto (one per
+# nginx as the api's peer (see scripts/bench-common.sh). worker_processes auto (one per
 # core, 2 here): the api also runs one worker thread per core (WORKERS unset), so each
 # proxy may use the whole machine.
 write_nginx_conf "$work/nginx" "$nginx_port" "$python_port" 'worker_processes auto;'

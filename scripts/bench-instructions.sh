@@ -13,7 +13,7 @@
 #   DURATION=15  seconds of load per target     BASE_PORT=18090  first of the three ports used
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/nginx-proxy.sh
+source scripts/bench-common.sh
 export PATH=$PATH:/usr/sbin # nginx, for a user whose PATH lacks it
 
 duration=${DURATION:-15}
@@ -40,16 +40,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-missing=()
-for tool in valgrind nginx wrk curl; do
-  command -v "$tool" >/dev/null || missing+=("$tool")
-done
-python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
-if ((${#missing[@]})); then
-  echo "installing ${missing[*]} from Debian"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+install_missing valgrind nginx wrk curl
 for port in "$proxy_port" "$python_port" "$spare_port"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "error: port $port is already in use (set BASE_PORT to move all three ports)" >&2
@@ -78,7 +69,7 @@ done
 curl -fsS -o /dev/null "http://127.0.0.1:$python_port/healthz" ||
   { echo "error: uvicorn did not start; its log:" >&2; cat "$work/python.log" >&2; exit 1; }
 
-# nginx as in bench-gateway.sh (scripts/nginx-proxy.sh), but one process, so callgrind
+# nginx as in bench-gateway.sh (scripts/bench-common.sh), but one process, so callgrind
 # sees all of its work.
 write_nginx_conf "$work/nginx" "$proxy_port" "$python_port" \
   "worker_processes 1;"$'\n'"master_process off;"$'\n'"daemon off;"

@@ -1,5 +1,20 @@
-# Sourced by the benchmarks: the nginx that stands next to the api.
-#
+# Sourced by the benchmarks: the tools they install, and the nginx that stands next to the api.
+
+# install_missing TOOL...: installs from Debian (apt-get update once) the tools not on PATH,
+# and python3-venv when Python cannot make a virtual environment.
+install_missing() {
+  local missing=() tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+  done
+  python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+  if ((${#missing[@]})); then
+    echo "installing ${missing[*]} from Debian"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
 # write_nginx_conf DIR LISTEN_PORT PYTHON_PORT PROCESS_DIRECTIVES: writes DIR/nginx.conf for a
 # reverse proxy on 127.0.0.1:LISTEN_PORT to the uvicorn on 127.0.0.1:PYTHON_PORT that does
 # what the api does for a proxied route: HTTP/1.1 with pooled keepalive connections, the
