@@ -340,6 +340,17 @@ fn render(manifest: &Manifest) -> String {
             "pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = {};\n\n",
             manifest.upstream.idle_timeout_ms
         ),
+        "/// The path of every `[[route]]`, once each, with the method and settings of its route if\n",
+        "/// that is its only one and forwards (`mode = \"proxy\"`): the gateway forwards those\n",
+        "/// requests itself. Requests on any other path go to the fallback.\n",
+        "pub const ROUTE_PATHS: &[(&str, Option<crate::gateway::Proxied>)] = &[\n",
+        &route_paths(manifest),
+        "];\n\n",
+        "/// `[fallback] mode = \"proxy\"`: requests that no route matches go to Python.\n",
+        &format!(
+            "pub const FALLBACK_PROXIES: bool = {};\n\n",
+            matches!(manifest.fallback.mode, FallbackMode::Proxy)
+        ),
         "/// Registers every `[[route]]` of rspy.toml and its `[fallback]` on `router`.\n",
         "pub fn routes(router: ::axum::Router<crate::AppState>) -> ::axum::Router<crate::AppState> {\n",
         "    router\n",
@@ -350,28 +361,67 @@ fn render(manifest: &Manifest) -> String {
     .concat()
 }
 
-fn route_line(route: &Route) -> String {
-    let method = route.method.routing_fn();
-    let mut settings = String::new();
+/// The entries of `ROUTE_PATHS`: each path once, in the order rspy.toml lists them.
+fn route_paths(manifest: &Manifest) -> String {
+    let mut lines = String::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for route in &manifest.routes {
+        if seen.contains(&route.path.as_str()) {
+            continue;
+        }
+        seen.push(&route.path);
+        let mut routes = manifest.routes.iter().filter(|r| r.path == route.path);
+        let only = routes.next().filter(|_| routes.next().is_none());
+        let proxied = match only {
+            Some(only) if only.mode == Mode::Proxy && only.handler.is_none() => {
+                let method = match only.method {
+                    Method::Any => "None".to_owned(),
+                    method => format!(
+                        "Some(::axum::http::Method::{})",
+                        method.routing_fn().to_uppercase()
+                    ),
+                };
+                [
+                    "Some(crate::gateway::Proxied ",
+                    "{",
+                    &format!(" method: {method}, settings: {} ", route_settings(only)),
+                    "})",
+                ]
+                .concat()
+            }
+            _ => "None".to_owned(),
+        };
+        lines.push_str(&format!("    ({:?}, {proxied}),\n", route.path));
+    }
+    lines
+}
+
+/// A route's `crate::proxy::RouteSettings`, as a constant expression.
+fn route_settings(route: &Route) -> String {
+    let mut settings = "crate::proxy::RouteSettings::new()".to_owned();
     if let Some(ms) = route.timeout_ms {
         settings.push_str(&format!(".timeout_ms({ms})"));
     }
     if let Some(target) = &route.upstream_path {
         settings.push_str(&format!(".upstream_path({:?}, {target:?})", route.path));
     }
-    if !settings.is_empty() {
-        settings = format!("crate::proxy::RouteSettings::new(){settings}");
-    }
+    settings
+}
+
+fn route_line(route: &Route) -> String {
+    let method = route.method.routing_fn();
+    let settings = (route.timeout_ms.is_some() || route.upstream_path.is_some())
+        .then(|| route_settings(route));
     // A proxy route's handler holds its settings; a native handler's requests carry them, in
     // an extension that a layer sets.
-    let (handler, layer) = match (&route.handler, settings.is_empty()) {
-        (Some(handler), true) => (format!("crate::routes::{handler}"), String::new()),
-        (Some(handler), false) => (
+    let (handler, layer) = match (&route.handler, settings) {
+        (Some(handler), None) => (format!("crate::routes::{handler}"), String::new()),
+        (Some(handler), Some(settings)) => (
             format!("crate::routes::{handler}"),
             format!("\n            .layer(::axum::Extension({settings}))"),
         ),
-        (None, true) => ("crate::proxy::forward".to_owned(), String::new()),
-        (None, false) => (format!("crate::proxy::Forward({settings})"), String::new()),
+        (None, None) => ("crate::proxy::forward".to_owned(), String::new()),
+        (None, Some(settings)) => (format!("crate::proxy::Forward({settings})"), String::new()),
     };
     // An HTTP/2 client opens a WebSocket with CONNECT where HTTP/1.1 uses GET (RFC 8441), so
     // a forwarded GET route takes both, whatever the fallback.

@@ -21,6 +21,11 @@ use crate::{AppState, error::chain, upstream::Upstream};
 /// The most of a health answer's body we read: enough for any status document.
 const HEALTHZ_BODY_LIMIT: usize = 64 * 1024;
 
+/// Where the api answers that it runs.
+pub const LIVEZ: &str = "/livez";
+/// Where the api answers whether Python is ready too.
+pub const READYZ: &str = "/readyz";
+
 pub async fn livez() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }

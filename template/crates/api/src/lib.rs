@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod health;
 pub mod manifest;
 pub mod metrics;
@@ -75,12 +76,16 @@ impl AppState {
 }
 
 /// The whole application: health checks, the routes and fallback of rspy.toml, and the
-/// request-id, trace-context and request-log layer around all of them. `main` serves it;
-/// tests drive it directly.
+/// request-id, trace-context and request-log layer around all of them. Tests drive it
+/// directly; `main` serves it through a [`gateway::Gateway`], which forwards requests on
+/// paths no route declares without it, as its fallback would.
+///
+/// Routes come from rspy.toml (`rspy add-route`), not from code added here: the gateway knows
+/// the routed paths from there.
 pub fn app(state: AppState) -> Router {
     let health = Router::new()
-        .route("/livez", get(health::livez))
-        .route("/readyz", get(health::readyz));
+        .route(health::LIVEZ, get(health::livez))
+        .route(health::READYZ, get(health::readyz));
     edge(manifest::routes(health), state)
 }
 

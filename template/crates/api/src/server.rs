@@ -6,24 +6,24 @@
 
 use std::{future::Future, io, time::Duration};
 
-use axum::{Router, extract::ConnectInfo};
 use hyper::{body::Incoming, service::service_fn};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
 use tokio::net::TcpListener;
-use tower::Service;
+
+use crate::gateway::Gateway;
 
 /// How long in-flight requests may take to finish after a stop signal: below supervisord's
 /// `stopwaitsecs` (10 s), after which it kills the process.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(8);
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets open
-/// connections finish their requests (for at most [`DRAIN_TIMEOUT`]).
+/// Serves `gateway` on `listener` until `shutdown` resolves, then stops accepting and lets
+/// open connections finish their requests (for at most [`DRAIN_TIMEOUT`]).
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    gateway: Gateway,
     header_read_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
@@ -53,13 +53,9 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        // Each request is tagged with the peer's address, read by `ConnectInfo<SocketAddr>`.
-        // The router is always ready, so calling it without `poll_ready` is fine.
-        let service = service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().call(request)
-        });
+        let gateway = gateway.clone();
+        let service =
+            service_fn(move |request: hyper::Request<Incoming>| gateway.call(request, peer));
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();

@@ -6,10 +6,7 @@
 //! `tracestate` is passed on untouched, as the specification asks of a participant that does
 //! not add its own entry.
 
-use axum::{
-    extract::Request,
-    http::{HeaderName, HeaderValue},
-};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use uuid::Uuid;
 
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -93,14 +90,12 @@ fn random_hex(out: &mut [u8]) {
     }
 }
 
-/// Settles the request's trace context, sets its `traceparent` header (which the proxy
-/// passes on to Python), and returns it. Called by the request middleware,
-/// [`crate::telemetry::ObserveLayer`].
-pub fn settle(request: &mut Request) -> TraceContext {
-    let context = TraceContext::continue_or_start(request.headers().get(TRACEPARENT));
-    request
-        .headers_mut()
-        .insert(TRACEPARENT, context.header_value());
+/// Settles the trace context of the request with these `headers`, sets its `traceparent`
+/// there (the proxy passes it on to Python), and returns it. Called for every request by
+/// [`crate::telemetry::Observation::begin`].
+pub fn settle(headers: &mut HeaderMap) -> TraceContext {
+    let context = TraceContext::continue_or_start(headers.get(TRACEPARENT));
+    headers.insert(TRACEPARENT, context.header_value());
     context
 }
 

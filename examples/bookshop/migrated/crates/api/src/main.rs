@@ -24,10 +24,11 @@ use tokio::{
 };
 
 // One short line each: the crate name's length must not change how rustfmt lays them out.
+use bookshop_api::AppState;
 use bookshop_api::config::Config;
+use bookshop_api::gateway::Gateway;
 use bookshop_api::metrics_app;
 use bookshop_api::telemetry;
-use bookshop_api::{AppState, app};
 use bookshop_api::{health, server};
 
 /// Allocation is a fifth of the work of a proxied request; mimalloc does it with fewer
@@ -136,8 +137,8 @@ impl Worker {
                 // Err once the sender is dropped: that is the signal.
                 let _ = self.stopped.changed().await;
             };
-            let app = app(self.state);
-            server::serve(listener, app, self.config.header_read_timeout, stopped).await
+            let gateway = Gateway::new(self.state);
+            server::serve(listener, gateway, self.config.header_read_timeout, stopped).await
         })
     }
 }

@@ -110,6 +110,36 @@ pub async fn forward(
     forward_with(&state, request, settings).await
 }
 
+/// Who sent a forwarded request: what `X-Forwarded-For` names and the request id that error
+/// bodies carry. Both are `None` for a request served without them (in tests).
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub peer: Option<SocketAddr>,
+    pub request_id: Option<RequestId>,
+}
+
+impl Origin {
+    /// As the router's request carries it: the peer from `ConnectInfo` (set by the server) or
+    /// `MockConnectInfo` (tests), the id from the request middleware.
+    fn of(request: &Request) -> Self {
+        // Read from the extensions as `ConnectInfo`'s extractor does, without its copy of the
+        // request's method and URI.
+        let extensions = request.extensions();
+        let peer = extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| *peer)
+            .or_else(|| {
+                extensions
+                    .get::<MockConnectInfo<SocketAddr>>()
+                    .map(|MockConnectInfo(peer)| *peer)
+            });
+        Self {
+            peer,
+            request_id: extensions.get::<RequestId>().cloned(),
+        }
+    }
+}
+
 /// Handler for a `mode = "proxy"` route with settings (`timeout_ms`, `upstream_path`): as
 /// [`forward`], with the settings its own rather than read from a request extension, which
 /// saves the route a layer that every request would pass through.
@@ -129,26 +159,51 @@ async fn forward_with(
     request: Request,
     settings: RouteSettings,
 ) -> Result<Response, ApiError> {
-    let result = exchange(state, request, settings).await;
+    let origin = Origin::of(&request);
+    relay(state, request, settings, origin)
+        .await
+        .map(|mut response| {
+            // Read by the request log and the metrics: Python answered this one.
+            response.extensions_mut().insert(Mode::Proxy);
+            response
+        })
+}
+
+/// Forwards `request` from `origin` to Python and returns its response, as [`forward`] does;
+/// its upstream errors are counted in the metrics. For a request that never entered the
+/// router, whose body is still hyper's, and whose mode is known: see
+/// [`crate::gateway::Gateway`].
+pub async fn relay<B>(
+    state: &AppState,
+    request: axum::http::Request<B>,
+    settings: RouteSettings,
+    origin: Origin,
+) -> Result<Response, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let result = exchange(state, request, settings, origin).await;
     if let Err(err) = &result
         && let Some(kind) = err.kind().upstream_error()
     {
         state.metrics.record_upstream_error(kind);
     }
-    result.map(|mut response| {
-        // Read by the request log and the metrics: Python answered this one.
-        response.extensions_mut().insert(Mode::Proxy);
-        response
-    })
+    result
 }
 
-async fn exchange(
+async fn exchange<B>(
     state: &AppState,
-    mut request: Request,
+    mut request: axum::http::Request<B>,
     settings: RouteSettings,
-) -> Result<Response, ApiError> {
+    origin: Origin,
+) -> Result<Response, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     let upstream = &state.upstream;
-    let request_id = request.extensions().get::<RequestId>().cloned();
+    let Origin { peer, request_id } = origin;
     let total = upstream.total_timeout();
     let deadline = tokio::time::Instant::now() + total;
     let timeout = settings.timeout.unwrap_or(upstream.timeout()).min(total);
@@ -170,19 +225,8 @@ async fn exchange(
     let permit = upstream
         .try_acquire()
         .ok_or_else(|| fail(ErrorKind::UpstreamOverloaded))?;
-    // Absent when the app is served without connect info (e.g. driven by a test): then there
-    // is no peer to name in X-Forwarded-For, which is no reason to fail the request.
-    // Read from the extensions as `ConnectInfo`'s extractor does, without its copy of the
-    // request's method and URI.
-    let extensions = request.extensions();
-    let peer = extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| *peer)
-        .or_else(|| {
-            extensions
-                .get::<MockConnectInfo<SocketAddr>>()
-                .map(|MockConnectInfo(peer)| *peer)
-        });
+    // Without a peer (the app driven by a test without connect info) there is none to name
+    // in X-Forwarded-For, which is no reason to fail the request.
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
 
     let forwarding = Forwarding {
@@ -262,11 +306,15 @@ struct Forwarding<'a> {
 /// Rewrites the client's request for Python: upstream URI with the path (unless the route maps
 /// it to another) and query unchanged, HTTP/1.1, hop-by-hop headers stripped, then the
 /// forwarding headers and request id added, and the body capped at `MAX_BODY_BYTES`.
-fn upstream_request(
-    request: Request,
+fn upstream_request<B>(
+    request: axum::http::Request<B>,
     upstream: &crate::upstream::Upstream,
     forwarding: &Forwarding<'_>,
-) -> Result<Request, axum::http::Error> {
+) -> Result<Request, axum::http::Error>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     let (mut parts, body) = request.into_parts();
     // The target's authority comes first: an HTTP/2 client sends `:authority` and often no
     // Host, and for an absolute-form HTTP/1.1 target (`GET http://shop/x`) RFC 9112 section
@@ -401,7 +449,7 @@ fn ip_text(ip: IpAddr) -> String {
 
 /// The protocol a client asks to switch to: `Upgrade: websocket` with `Connection: upgrade`
 /// (HTTP/1.1), or a CONNECT with `:protocol = websocket` (HTTP/2, RFC 8441).
-fn requested_upgrade(request: &Request) -> Option<Upgrade> {
+fn requested_upgrade<B>(request: &axum::http::Request<B>) -> Option<Upgrade> {
     if request.method() == Method::CONNECT {
         let protocol = request.extensions().get::<hyper::ext::Protocol>()?;
         return Some(Upgrade {

@@ -1,8 +1,7 @@
 //! The `x-request-id` of every request: the client's if usable, otherwise a fresh random one.
 
 use axum::{
-    extract::Request,
-    http::{HeaderName, HeaderValue},
+    http::{HeaderMap, HeaderName, HeaderValue},
     response::Response,
 };
 use uuid::Uuid;
@@ -12,7 +11,7 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Longest client-supplied id we keep; anything longer is replaced rather than logged.
 const MAX_LEN: usize = 128;
 
-/// The request's id, stored in its extensions by [`settle`].
+/// The request's id, from [`settle`]. Native handlers find it in the request's extensions.
 #[derive(Debug, Clone)]
 pub struct RequestId(HeaderValue);
 
@@ -47,19 +46,15 @@ impl RequestId {
     }
 }
 
-/// Settles the request's id, puts it on the request (header and extension) and returns it,
-/// for [`RequestId::set_on`] the response, whatever produces it: a native handler, the proxy
-/// or an error. Called by the request middleware, [`crate::telemetry::ObserveLayer`].
-pub fn settle(request: &mut Request) -> RequestId {
-    let id = request
-        .headers()
+/// Settles the id of the request with these `headers`, sets it there and returns it, for
+/// [`RequestId::set_on`] the response, whatever produces it: a native handler, the proxy or
+/// an error. Called for every request by [`crate::telemetry::Observation::begin`].
+pub fn settle(headers: &mut HeaderMap) -> RequestId {
+    let id = headers
         .get(X_REQUEST_ID)
         .and_then(RequestId::from_client)
         .unwrap_or_else(RequestId::generate);
-    request
-        .headers_mut()
-        .insert(X_REQUEST_ID, id.header_value());
-    request.extensions_mut().insert(id.clone());
+    headers.insert(X_REQUEST_ID, id.header_value());
     id
 }
 

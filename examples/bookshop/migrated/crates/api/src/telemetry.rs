@@ -12,7 +12,7 @@ use std::{
 
 use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request},
-    http::{StatusCode, header::CONTENT_TYPE},
+    http::{Method, StatusCode, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
 };
 use tower::{Layer, Service};
@@ -23,8 +23,10 @@ use crate::{
     AppState,
     config::ConfigError,
     error::{ApiError, ErrorKind},
-    metrics::Mode,
-    request_id, trace_context,
+    health,
+    metrics::{Metrics, Mode},
+    request_id::{self, RequestId},
+    trace_context::{self, TraceContext},
 };
 
 /// Installs the global subscriber. Call once, first thing in `main`.
@@ -71,13 +73,95 @@ fn is_body_limit_rejection(response: &Response) -> bool {
 
 /// Paths probed every few seconds by orchestrators: logged at DEBUG so they do not drown the
 /// requests that matter (they are still counted in the metrics).
-const QUIET_PATHS: [&str; 2] = ["/livez", "/readyz"];
+const QUIET_PATHS: [&str; 2] = [health::LIVEZ, health::READYZ];
 
-/// The one layer on every route and the fallback: settles the request id and trace context
-/// (see [`request_id`] and [`trace_context`]), sets the body limit of native handlers'
-/// extractors, puts the id on the response, and records one structured log line per request
-/// (method, route template, path, mode, status, latency, request id, trace id) and its
-/// metrics. One layer rather than four: each layer costs allocations per request.
+/// The route of requests that no route of the router matched, in logs and metrics.
+pub const FALLBACK_ROUTE: &str = "fallback";
+
+/// One request, observed from its arrival to its response headers: its request id and trace
+/// context (see [`request_id`] and [`trace_context`]), and what its log line and metrics need.
+/// [`ObserveLayer`] takes one for every request the router serves, and
+/// [`crate::gateway::Gateway`] for those it forwards without the router.
+pub struct Observation {
+    started: Instant,
+    request_id: RequestId,
+    trace: TraceContext,
+    method: Method,
+    quiet: bool,
+    /// The path, copied only for a line the filter lets through (`RUST_LOG`).
+    path: Option<String>,
+}
+
+impl Observation {
+    /// Starts the clock and settles the request's id and trace context, which it sets on the
+    /// request's headers (for Python, or a native handler).
+    pub fn begin<B>(request: &mut Request<B>) -> Self {
+        let started = Instant::now();
+        let headers = request.headers_mut();
+        let request_id = request_id::settle(headers);
+        let trace = trace_context::settle(headers);
+        let path = request.uri().path();
+        let quiet = QUIET_PATHS.contains(&path);
+        let logged = if quiet {
+            tracing::enabled!(Level::DEBUG)
+        } else {
+            tracing::enabled!(Level::INFO)
+        };
+        Self {
+            started,
+            request_id,
+            trace,
+            method: request.method().clone(),
+            quiet,
+            path: logged.then(|| path.to_owned()),
+        }
+    }
+
+    pub fn request_id(&self) -> &RequestId {
+        &self.request_id
+    }
+
+    /// Puts the request id on the `response` to the request, records its metrics under
+    /// `route` and `mode`, and writes its log line.
+    pub fn finish(self, metrics: &Metrics, route: &str, mode: Mode, response: &mut Response) {
+        self.request_id.set_on(response);
+        let latency = self.started.elapsed();
+        let status = response.status().as_u16();
+        metrics.record_request(route, mode, status, latency);
+        let Some(path) = self.path else {
+            return;
+        };
+        let method = self.method;
+        let request_id = self.request_id.as_str();
+        let trace_id = self.trace.trace_id();
+        let latency_ms = latency.as_secs_f64() * 1000.0;
+        macro_rules! log {
+            ($level:ident) => {
+                tracing::$level!(
+                    %method,
+                    route,
+                    path,
+                    mode = mode.as_str(),
+                    status,
+                    latency_ms,
+                    request_id,
+                    trace_id,
+                    "request"
+                )
+            };
+        }
+        if self.quiet {
+            log!(debug);
+        } else {
+            log!(info);
+        }
+    }
+}
+
+/// The one layer on every route and the fallback: takes an [`Observation`] of each request,
+/// puts its [`RequestId`] in the request's extensions (for handlers and the proxy), sets the
+/// body limit of native handlers' extractors, and finishes the observation with the response.
+/// One layer rather than four: each layer costs allocations per request.
 ///
 /// The route is the template (`/users/{id}`), not the raw path, so logs and metrics group by
 /// endpoint; unmatched requests show as `fallback`. Latency runs to the response headers: a
@@ -117,19 +201,11 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let started = Instant::now();
-        let request_id = request_id::settle(&mut request);
-        let trace = trace_context::settle(&mut request);
+        let observation = Observation::begin(&mut request);
+        request
+            .extensions_mut()
+            .insert(observation.request_id().clone());
         let route = request.extensions().get::<MatchedPath>().cloned();
-        let method = request.method().clone();
-        let quiet = QUIET_PATHS.contains(&request.uri().path());
-        // The path is copied only for a line the filter lets through (RUST_LOG).
-        let logged = if quiet {
-            tracing::enabled!(Level::DEBUG)
-        } else {
-            tracing::enabled!(Level::INFO)
-        };
-        let path = logged.then(|| request.uri().path().to_owned());
         // Extractors of native handlers (`Json`, `Bytes`...) refuse larger bodies with 413,
         // made the proxy's JSON error below. The proxy has its own limit, of the same size.
         DefaultBodyLimit::max(self.state.max_body_bytes).apply(&mut request);
@@ -143,46 +219,16 @@ where
                 // A native route's extractor refused a body over MAX_BODY_BYTES with axum's
                 // plain text: the client gets the same JSON error as from the proxy, still
                 // counted as answered by Rust.
-                response = ApiError::new(ErrorKind::PayloadTooLarge, Some(request_id.clone()))
-                    .into_response();
+                let request_id = Some(observation.request_id().clone());
+                response = ApiError::new(ErrorKind::PayloadTooLarge, request_id).into_response();
             }
-            request_id.set_on(&mut response);
-
-            let latency = started.elapsed();
-            let route = route.as_ref().map_or("fallback", MatchedPath::as_str);
+            let route = route.as_ref().map_or(FALLBACK_ROUTE, MatchedPath::as_str);
             let mode = response
                 .extensions()
                 .get::<Mode>()
                 .copied()
                 .unwrap_or(Mode::Native);
-            let status = response.status().as_u16();
-            state.metrics.record_request(route, mode, status, latency);
-            let Some(path) = path else {
-                return Ok(response);
-            };
-            let request_id = request_id.as_str();
-            let trace_id = trace.trace_id();
-            let latency_ms = latency.as_secs_f64() * 1000.0;
-            macro_rules! log {
-                ($level:ident) => {
-                    tracing::$level!(
-                        %method,
-                        route,
-                        path,
-                        mode = mode.as_str(),
-                        status,
-                        latency_ms,
-                        request_id,
-                        trace_id,
-                        "request"
-                    )
-                };
-            }
-            if quiet {
-                log!(debug);
-            } else {
-                log!(info);
-            }
+            observation.finish(&state.metrics, route, mode, &mut response);
             Ok(response)
         })
     }

@@ -34,6 +34,7 @@ use tower::ServiceExt;
 
 // One short line each: the crate name's length must not change how rustfmt lays them out.
 use bookshop_api::config::Config;
+use bookshop_api::gateway::Gateway;
 use bookshop_api::manifest::DEFAULT_IDLE_TIMEOUT_MS;
 use bookshop_api::{AppState, app, edge};
 use bookshop_api::{health, proxy, server};
@@ -916,15 +917,103 @@ async fn metrics_count_requests_by_route_and_mode() {
     }
 }
 
+/// Requests that the router would only forward, the gateway forwards itself: Python and the
+/// client see what they see through the router, and the metrics count them under the same
+/// route and mode.
+#[tokio::test]
+async fn the_gateway_forwards_what_the_router_would() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let api = spawn_api(state.clone()).await;
+    let stream = TcpStream::connect(api).await.expect("connect");
+    let (mut client, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("an HTTP/1.1 handshake");
+    tokio::spawn(connection);
+    let request = |path: &str| {
+        Request::get(path)
+            .header("host", "shop.test")
+            .header("x-forwarded-for", "198.51.100.1")
+            .header("connection", "x-hop")
+            .header("x-hop", "1")
+            .header("x-end", "kept")
+    };
+    // What differs by design: the ids, the peer, and the lengths they make.
+    let same = |headers: &Value| {
+        let mut headers = headers.as_object().expect("headers").clone();
+        for name in [
+            "x-request-id",
+            "traceparent",
+            "x-forwarded-for",
+            "content-length",
+        ] {
+            headers.remove(name);
+        }
+        headers
+    };
+    // A path no route declares.
+    let paths = ["/echo/a%20b?x=1&x=2"];
+
+    for path in paths {
+        let routed = request(path).body(Body::empty()).expect("a valid request");
+        let (status, headers, body) = send(client_facing(state.clone()), routed).await;
+        let gatewayed = request(path)
+            .body(Empty::<Bytes>::new())
+            .expect("a valid request");
+        let response = client.send_request(gatewayed).await.expect("an answer");
+        assert_eq!(response.status(), status, "{path}");
+        let response_headers = response.headers().clone();
+        let gateway_body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a body")
+            .to_bytes();
+        let (routed, gatewayed) = (json_body(&body), json_body(&gateway_body));
+        assert_eq!(gatewayed["method"], routed["method"], "{path}");
+        assert_eq!(gatewayed["uri"], json!(path));
+        assert_eq!(
+            same(&gatewayed["headers"]),
+            same(&routed["headers"]),
+            "{path}"
+        );
+        assert_eq!(
+            gatewayed["headers"]["x-forwarded-for"],
+            json!(["127.0.0.1"])
+        );
+        assert_eq!(gatewayed["headers"]["x-hop"], Value::Null, "{path}");
+        let id = header(&response_headers, "x-request-id").expect("a request id");
+        assert_eq!(gatewayed["headers"]["x-request-id"], json!([id]));
+        let traceparent = gatewayed["headers"]["traceparent"][0].as_str();
+        assert_eq!(traceparent.map(str::len), Some(55), "{path}");
+        let names = |headers: &HeaderMap| {
+            let mut names: Vec<String> = headers
+                .keys()
+                .map(|name| name.to_string())
+                .filter(|name| name != "date")
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(&response_headers), names(&headers), "{path}");
+    }
+    let metrics = state.metrics.render(true);
+    for line in [
+        "api_requests_total{route=\"fallback\",mode=\"proxy\",status=\"2xx\"} 2",
+        "api_request_duration_seconds_count{route=\"fallback\",mode=\"proxy\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+}
+
 /// Serves the app the way `main` does, on a loopback port; returns its address.
 async fn spawn_api(state: AppState) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("local address");
-    let app = app(state);
     let forever = std::future::pending::<()>();
     tokio::spawn(server::serve(
         listener,
-        app,
+        Gateway::new(state),
         Duration::from_secs(5),
         forever,
     ));
