@@ -77,11 +77,12 @@ impl AppState {
 
 /// The whole application: health checks, the routes and fallback of rspy.toml, and the
 /// request-id, trace-context and request-log layer around all of them. Tests drive it
-/// directly; `main` serves it through a [`gateway::Gateway`], which forwards requests on
-/// paths no route declares without it, as its fallback would.
+/// directly; `main` serves it through a [`gateway::Gateway`], which forwards the requests the
+/// router would only forward (undeclared paths, proxy routes) without it.
 ///
 /// Routes come from rspy.toml (`rspy add-route`), not from code added here: the gateway knows
-/// the routed paths from there.
+/// the routed paths from there, and a route or layer added here does not see the requests it
+/// forwards.
 pub fn app(state: AppState) -> Router {
     let health = Router::new()
         .route(health::LIVEZ, get(health::livez))

@@ -10,6 +10,11 @@
 //! a forwarded one. Every other request goes to the router: native routes, paths with more
 //! than one route, and other methods (`HEAD` or an HTTP/2 `CONNECT` on a `GET` route, or a
 //! method that the router's `method_not_allowed_fallback` forwards).
+//!
+//! Two consequences. A route or a layer (auth, CORS...) added to the router by hand in
+//! `lib.rs` never sees the requests the gateway forwards: declare routes in rspy.toml, and
+//! put what must see every request here as well. And a `HEAD` answer from Python without a
+//! `Content-Length` passes as it is, where the router adds `content-length: 0`.
 
 use std::{
     convert::Infallible,
@@ -76,24 +81,27 @@ impl Gateway {
         }
     }
 
-    /// Serves `request`, which came from `peer`.
-    pub fn call(&self, mut request: hyper::Request<Incoming>, peer: SocketAddr) -> Responding {
-        let forwarded = match self.routed.at(request.uri().path()) {
+    /// The route (its pattern, or `fallback`) and settings a request with `method` on `path`
+    /// is forwarded under, if the router would only forward it; `None` if it goes to the
+    /// router.
+    pub fn forwards(&self, method: &Method, path: &str) -> Option<(&'static str, RouteSettings)> {
+        match self.routed.at(path) {
             // No route: the fallback's.
             Err(_) => manifest::FALLBACK_PROXIES.then(|| (FALLBACK_ROUTE, RouteSettings::new())),
             Ok(found) => match found.value {
                 (route, Some(proxied))
-                    if proxied
-                        .method
-                        .as_ref()
-                        .is_none_or(|method| method == request.method()) =>
+                    if proxied.method.as_ref().is_none_or(|only| only == method) =>
                 {
                     Some((*route, proxied.settings))
                 }
                 _ => None,
             },
-        };
-        if let Some((route, settings)) = forwarded {
+        }
+    }
+
+    /// Serves `request`, which came from `peer`.
+    pub fn call(&self, mut request: hyper::Request<Incoming>, peer: SocketAddr) -> Responding {
+        if let Some((route, settings)) = self.forwards(request.method(), request.uri().path()) {
             let state = self.state.clone();
             return Responding::Forwarded(Box::pin(forward(state, request, peer, route, settings)));
         }

@@ -110,6 +110,18 @@ pub async fn forward(
     forward_with(&state, request, settings).await
 }
 
+/// A request body the proxy can send on: axum's `Body` from the router, or hyper's `Incoming`
+/// from the gateway, which is spared boxing it.
+pub trait ForwardBody:
+    hyper::body::Body<Data = Bytes, Error: Into<axum::BoxError>> + Send + 'static
+{
+}
+
+impl<B> ForwardBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: Into<axum::BoxError>> + Send + 'static
+{
+}
+
 /// Who sent a forwarded request: what `X-Forwarded-For` names and the request id that error
 /// bodies carry. Both are `None` for a request served without them (in tests).
 #[derive(Debug, Clone, Default)]
@@ -173,16 +185,12 @@ async fn forward_with(
 /// its upstream errors are counted in the metrics. For a request that never entered the
 /// router, whose body is still hyper's, and whose mode is known: see
 /// [`crate::gateway::Gateway`].
-pub async fn relay<B>(
+pub async fn relay<B: ForwardBody>(
     state: &AppState,
     request: axum::http::Request<B>,
     settings: RouteSettings,
     origin: Origin,
-) -> Result<Response, ApiError>
-where
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
+) -> Result<Response, ApiError> {
     let result = exchange(state, request, settings, origin).await;
     if let Err(err) = &result
         && let Some(kind) = err.kind().upstream_error()
@@ -192,16 +200,12 @@ where
     result
 }
 
-async fn exchange<B>(
+async fn exchange<B: ForwardBody>(
     state: &AppState,
     mut request: axum::http::Request<B>,
     settings: RouteSettings,
     origin: Origin,
-) -> Result<Response, ApiError>
-where
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
+) -> Result<Response, ApiError> {
     let upstream = &state.upstream;
     let Origin { peer, request_id } = origin;
     let total = upstream.total_timeout();
@@ -306,15 +310,11 @@ struct Forwarding<'a> {
 /// Rewrites the client's request for Python: upstream URI with the path (unless the route maps
 /// it to another) and query unchanged, HTTP/1.1, hop-by-hop headers stripped, then the
 /// forwarding headers and request id added, and the body capped at `MAX_BODY_BYTES`.
-fn upstream_request<B>(
+fn upstream_request<B: ForwardBody>(
     request: axum::http::Request<B>,
     upstream: &crate::upstream::Upstream,
     forwarding: &Forwarding<'_>,
-) -> Result<Request, axum::http::Error>
-where
-    B: hyper::body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
+) -> Result<Request, axum::http::Error> {
     let (mut parts, body) = request.into_parts();
     // The target's authority comes first: an HTTP/2 client sends `:authority` and often no
     // Host, and for an absolute-form HTTP/1.1 target (`GET http://shop/x`) RFC 9112 section

@@ -17,7 +17,7 @@ use axum::{
     Extension, Json, Router,
     body::{Body, Bytes},
     extract::{Request, connect_info::MockConnectInfo},
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, Method, StatusCode},
     response::{IntoResponse, Response},
     routing::{any, get, post},
 };
@@ -35,7 +35,7 @@ use tower::ServiceExt;
 // One short line each: the crate name's length must not change how rustfmt lays them out.
 use bookshop_api::config::Config;
 use bookshop_api::gateway::Gateway;
-use bookshop_api::manifest::DEFAULT_IDLE_TIMEOUT_MS;
+use bookshop_api::manifest::{self, DEFAULT_IDLE_TIMEOUT_MS};
 use bookshop_api::{AppState, app, edge};
 use bookshop_api::{health, proxy, server};
 
@@ -1003,6 +1003,38 @@ async fn the_gateway_forwards_what_the_router_would() {
         "api_request_duration_seconds_count{route=\"fallback\",mode=\"proxy\"} 2",
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+}
+
+/// The gateway forwards a request itself only where the router would only forward it: on an
+/// undeclared path with the proxy fallback, or with the method of a path's only proxy route.
+#[tokio::test]
+async fn the_gateway_leaves_everything_else_to_the_router() {
+    let gateway = Gateway::new(AppState::new(&config("http://127.0.0.1:9", &[])));
+    let route = |method: Method, path: &str| gateway.forwards(&method, path).map(|(r, _)| r);
+    let fallback = manifest::FALLBACK_PROXIES.then_some("fallback");
+    assert_eq!(route(Method::GET, "/no/route/declares/this"), fallback);
+    assert_eq!(route(Method::DELETE, "/no/route/declares/this"), fallback);
+    assert_eq!(route(Method::GET, health::LIVEZ), None);
+    assert_eq!(route(Method::GET, health::READYZ), None);
+    // A pattern matches itself: `{id}` is a segment like any other.
+    for (path, proxied) in manifest::ROUTE_PATHS {
+        match proxied.as_ref().map(|proxied| proxied.method.clone()) {
+            Some(Some(method)) => {
+                assert_eq!(route(method.clone(), path), Some(*path));
+                for other in [Method::HEAD, Method::CONNECT, Method::PATCH] {
+                    if other != method {
+                        assert_eq!(route(other, path), None, "{path}");
+                    }
+                }
+            }
+            Some(None) => assert_eq!(route(Method::PATCH, path), Some(*path)),
+            None => {
+                for method in [Method::GET, Method::POST, Method::HEAD] {
+                    assert_eq!(route(method, path), None, "{path}");
+                }
+            }
+        }
     }
 }
 
