@@ -35,7 +35,8 @@ use tower::ServiceExt;
 // One short line each: the crate name's length must not change how rustfmt lays them out.
 use {{crate_name}}_api::config::Config;
 use {{crate_name}}_api::gateway::Gateway;
-use {{crate_name}}_api::manifest::{self, DEFAULT_IDLE_TIMEOUT_MS};
+use {{crate_name}}_api::manifest;
+use {{crate_name}}_api::manifest::DEFAULT_IDLE_TIMEOUT_MS;
 use {{crate_name}}_api::{AppState, app, edge};
 use {{crate_name}}_api::{health, proxy, server};
 

@@ -35,7 +35,8 @@ use tower::ServiceExt;
 // One short line each: the crate name's length must not change how rustfmt lays them out.
 use bookshop_api::config::Config;
 use bookshop_api::gateway::Gateway;
-use bookshop_api::manifest::{self, DEFAULT_IDLE_TIMEOUT_MS};
+use bookshop_api::manifest;
+use bookshop_api::manifest::DEFAULT_IDLE_TIMEOUT_MS;
 use bookshop_api::{AppState, app, edge};
 use bookshop_api::{health, proxy, server};
 
