@@ -1,4 +1,5 @@
-# Sourced by the benchmarks: the tools they install, and the nginx that stands next to the api.
+# Sourced by the benchmarks: the tools they install, the nginx that stands next to the api, and
+# the clean-up when they end.
 
 # install_missing TOOL...: installs from Debian (apt-get update once) the tools not on PATH,
 # and python3-venv when Python cannot make a virtual environment.
@@ -63,4 +64,29 @@ http {
     }
 }
 CONF
+}
+
+# clean_up_on_exit: on exit (Ctrl-C and SIGTERM included), stops every process in the
+# caller's `pids` array, last started first (SIGTERM, then SIGKILL after 5 s), and removes
+# the caller's `$work` folder.
+clean_up_on_exit() {
+  trap stop_all_and_remove_work EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+stop_all_and_remove_work() {
+  local started i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+  done
+  for started in "${pids[@]}"; do
+    for ((i = 0; i < 50; i++)); do
+      kill -0 "$started" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$started" 2>/dev/null || true
+    wait "$started" 2>/dev/null || true
+  done
+  rm -rf "$work"
 }

@@ -35,24 +35,7 @@ metrics_unix_port=$((base_port + 5))
 work=$(mktemp -d)
 pids=() # every process started here; the trap stops them, last started first
 declare -A pid # the same, by name
-cleanup() {
-  local pid i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill -TERM "${pids[i]}" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+clean_up_on_exit
 
 # --- Tools -------------------------------------------------------------------------------------
 install_missing nginx wrk curl

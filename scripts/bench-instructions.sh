@@ -27,18 +27,8 @@ python_port=$((base_port + 1))
 spare_port=$((base_port + 2)) # the api's metrics endpoint is off; only checked to be free
 
 work=$(mktemp -d)
-pids=()
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+pids=() # every process started here; the trap stops them, last started first
+clean_up_on_exit
 
 install_missing valgrind nginx wrk curl
 for port in "$proxy_port" "$python_port" "$spare_port"; do

@@ -58,6 +58,15 @@ impl Mode {
     /// Both modes, in the order they are rendered.
     const ALL: [Self; 2] = [Self::Native, Self::Proxy];
 
+    /// Who answered `response`: the mode the proxy marked it with, else Rust.
+    pub fn of(response: &axum::response::Response) -> Self {
+        response
+            .extensions()
+            .get::<Self>()
+            .copied()
+            .unwrap_or(Self::Native)
+    }
+
     /// The `mode` label value.
     pub const fn as_str(self) -> &'static str {
         match self {

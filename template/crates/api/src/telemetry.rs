@@ -223,12 +223,7 @@ where
                 response = ApiError::new(ErrorKind::PayloadTooLarge, request_id).into_response();
             }
             let route = route.as_ref().map_or(FALLBACK_ROUTE, MatchedPath::as_str);
-            let mode = response
-                .extensions()
-                .get::<Mode>()
-                .copied()
-                .unwrap_or(Mode::Native);
-            observation.finish(&state.metrics, route, mode, &mut response);
+            observation.finish(&state.metrics, route, Mode::of(&response), &mut response);
             Ok(response)
         })
     }

@@ -133,8 +133,8 @@ async fn forward(
         // CONNECT, say), as it does for the router's request log.
         Err(err) => {
             let response = err.into_response();
-            let mode = response.extensions().get::<Mode>().copied();
-            (response, mode.unwrap_or(Mode::Native))
+            let mode = Mode::of(&response);
+            (response, mode)
         }
     };
     observation.finish(&state.metrics, route, mode, &mut response);
