@@ -81,6 +81,10 @@ impl Gateway {
         }
     }
 
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// The route (its pattern, or `fallback`) and settings a request with `method` on `path`
     /// is forwarded under, if the router would only forward it; `None` if it goes to the
     /// router.

@@ -11,6 +11,7 @@ pub mod request_id;
 pub mod routes;
 pub mod server;
 pub mod telemetry;
+pub mod timer;
 pub mod trace_context;
 pub mod upstream;
 pub mod upstream_addr;
@@ -24,6 +25,7 @@ use axum::{
 use crate::{
     config::{Config, TrustedProxies},
     metrics::Metrics,
+    timer::Timer,
     upstream::Upstream,
 };
 
@@ -42,6 +44,8 @@ pub struct AppStateInner {
     pub trusted_proxies: Arc<TrustedProxies>,
     /// `MAX_BODY_BYTES`: the largest request body, for native routes and the proxy alike.
     pub max_body_bytes: usize,
+    /// The deadlines of the worker's requests: header reads and upstream answers.
+    pub timer: Timer,
 }
 
 impl std::ops::Deref for AppState {
@@ -59,18 +63,20 @@ impl AppState {
             metrics: Metrics::with_shards(config.workers),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             max_body_bytes: config.max_body_bytes,
+            timer: Timer::new(),
         }))
     }
 
     /// The state for worker thread `number`: settings, limits and readiness shared, but an
-    /// upstream connection pool (see [`Upstream::with_own_pool`]) and a metrics shard (see
-    /// [`Metrics::for_worker`]) of its own.
+    /// upstream connection pool (see [`Upstream::with_own_pool`]), a metrics shard (see
+    /// [`Metrics::for_worker`]) and a [`Timer`] of its own.
     pub fn for_worker(&self, number: usize) -> Self {
         Self(Arc::new(AppStateInner {
             upstream: Arc::new(self.upstream.with_own_pool()),
             metrics: self.metrics.for_worker(number),
             trusted_proxies: Arc::clone(&self.trusted_proxies),
             max_body_bytes: self.max_body_bytes,
+            timer: Timer::new(),
         }))
     }
 }

@@ -44,15 +44,17 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
+// The lists below are statics, not consts: a const is built (and dropped) again at every use.
+
 /// Hop-by-hop headers (RFC 9110 section 7.6.1) besides those a `Connection` header names and
 /// the `Proxy-*` family: they describe one connection, not the message. `Trailer` is not one
 /// (RFC 9110 section 6.6.2): it announces the trailer fields, and hyper sends only trailers
 /// that it announces, so it must pass for trailers to survive.
-const HOP_BY_HOP: [HeaderName; 4] = [KEEP_ALIVE, TE, TRANSFER_ENCODING, UPGRADE];
+static HOP_BY_HOP: [HeaderName; 4] = [KEEP_ALIVE, TE, TRANSFER_ENCODING, UPGRADE];
 
 /// What a client may claim about itself and the hops before: passed on from a trusted proxy
 /// (see `TRUSTED_PROXIES`), dropped or replaced from anyone else.
-const FORWARDING_CLAIMS: [HeaderName; 5] = [
+static FORWARDING_CLAIMS: [HeaderName; 5] = [
     X_FORWARDED_FOR,
     X_FORWARDED_PROTO,
     X_FORWARDED_HOST,
@@ -244,20 +246,20 @@ async fn exchange<B: ForwardBody>(
     let request = upstream_request(request, upstream, &forwarding)
         .map_err(|err| fail(ErrorKind::BadGateway).with_cause(err))?;
 
-    let response = match tokio::time::timeout(timeout, upstream.send(request)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(err)) if err.is_connect() => {
+    let response = match state.timer.timeout(timeout, upstream.send(request)).await {
+        Some(Ok(response)) => response,
+        Some(Err(err)) if err.is_connect() => {
             // Python is down or restarting: report not ready now rather than at the next probe.
             upstream.set_ready(false);
             return Err(fail(ErrorKind::UpstreamUnavailable).with_cause(err));
         }
-        Ok(Err(err)) if caused_by::<LengthLimitError>(&err) => {
+        Some(Err(err)) if caused_by::<LengthLimitError>(&err) => {
             return Err(fail(ErrorKind::PayloadTooLarge).with_cause(err));
         }
-        Ok(Err(err)) => return Err(fail(ErrorKind::BadGateway).with_cause(err)),
-        Err(elapsed) => {
+        Some(Err(err)) => return Err(fail(ErrorKind::BadGateway).with_cause(err)),
+        None => {
             return Err(fail(ErrorKind::UpstreamTimeout).with_cause(format!(
-                "no response headers within {} ms: {elapsed}",
+                "no response headers within {} ms",
                 timeout.as_millis()
             )));
         }
@@ -319,11 +321,12 @@ fn upstream_request<B: ForwardBody>(
     // The target's authority comes first: an HTTP/2 client sends `:authority` and often no
     // Host, and for an absolute-form HTTP/1.1 target (`GET http://shop/x`) RFC 9112 section
     // 3.2.2 has the server ignore Host. Otherwise it is the client's Host, unchanged.
-    let host = parts
+    let authority = parts
         .uri
         .authority()
-        .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
-        .or_else(|| parts.headers.get(HOST).cloned());
+        .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok());
+    let from_authority = authority.is_some();
+    let host = authority.or_else(|| parts.headers.get(HOST).cloned());
     let uri = &parts.uri;
     parts.uri = match forwarding.settings.upstream_path {
         Some((route, target)) => {
@@ -365,14 +368,19 @@ fn upstream_request<B: ForwardBody>(
             }
         }
     }
+    // Set unless it is there already: the client's, not named by its `Connection` line.
     // Without one from the client (HTTP/1.0), `Upstream::send` sets Python's address.
-    if let Some(host) = &host {
+    if let Some(host) = &host
+        && (from_authority || !headers.contains_key(HOST))
+    {
         headers.insert(HOST, host.clone());
     }
     set_forwarded_headers(headers, forwarding, host);
-    // The request middleware set it already; again here, because a client's `Connection`
-    // line may have named it (stripped above) and a native handler may have changed it.
-    if let Some(id) = forwarding.request_id {
+    // The request middleware set it already; again here if a client's `Connection` line
+    // named it (stripped above) or a native handler changed it.
+    if let Some(id) = forwarding.request_id
+        && headers.get(X_REQUEST_ID).map(HeaderValue::as_bytes) != Some(id.as_str().as_bytes())
+    {
         headers.insert(X_REQUEST_ID, id.header_value());
     }
     let body = Body::new(Limited::new(body, forwarding.max_body_bytes));
@@ -409,8 +417,9 @@ fn set_forwarded_headers(
         peer.unwrap_or_default()
     };
     // Visible ASCII joined with an IP address is always a valid value; if not, it is dropped.
-    if let Ok(chain) = HeaderValue::from_str(&chain)
-        && !chain.is_empty()
+    // The text becomes the value as it is, not copied.
+    if !chain.is_empty()
+        && let Ok(chain) = HeaderValue::from_maybe_shared(Bytes::from(chain))
     {
         headers.insert(X_FORWARDED_FOR, chain);
     }

@@ -1,6 +1,7 @@
 //! The `x-request-id` of every request: the client's if usable, otherwise a fresh random one.
 
 use axum::{
+    body::Bytes,
     http::{HeaderMap, HeaderName, HeaderValue},
     response::Response,
 };
@@ -25,8 +26,13 @@ impl RequestId {
     /// 128 random bits as 32 lowercase hex digits.
     fn generate() -> Self {
         let mut hex = [0; 32];
-        let hex = Uuid::new_v4().simple().encode_lower(&mut hex);
-        Self(HeaderValue::from_str(hex).expect("hex digits are a valid header value"))
+        Uuid::new_v4().simple().encode_lower(&mut hex);
+        // Owned by the `Bytes` itself: one allocation, shared by every copy of the value (on
+        // the request, to Python, on the response), where a copied slice takes two.
+        Self(
+            HeaderValue::from_maybe_shared(Bytes::from_owner(hex))
+                .expect("hex digits are a valid header value"),
+        )
     }
 
     pub fn as_str(&self) -> &str {

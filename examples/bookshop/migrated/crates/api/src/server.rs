@@ -30,7 +30,7 @@ pub async fn serve(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(gateway.state().timer.clone())
         .header_read_timeout(header_read_timeout);
     builder
         .http2()

@@ -6,7 +6,10 @@
 //! `tracestate` is passed on untouched, as the specification asks of a participant that does
 //! not add its own entry.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::{
+    body::Bytes,
+    http::{HeaderMap, HeaderName, HeaderValue},
+};
 use uuid::Uuid;
 
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -30,8 +33,9 @@ impl TraceContext {
             None => random_hex(&mut value[3..35]),
         }
         random_hex(&mut value[36..52]);
+        // One allocation, shared by the request's header and this copy (see `RequestId`).
         Self(
-            HeaderValue::from_bytes(&value)
+            HeaderValue::from_maybe_shared(Bytes::from_owner(value))
                 .expect("hex digits and dashes are a valid header value"),
         )
     }

@@ -332,6 +332,26 @@ async fn proxy_passes_the_request_through_and_strips_hop_by_hop_headers() {
 }
 
 #[tokio::test]
+async fn a_connection_line_cannot_strip_the_host_or_the_request_id() {
+    let url = spawn_tcp_upstream(python_stand_in()).await;
+    let state = AppState::new(&config(&url, &[]));
+    let request = Request::get("/echo/x")
+        .header("host", "client.example")
+        .header("x-request-id", "client-id-1")
+        .header("connection", "host, x-request-id")
+        .body(Body::empty())
+        .expect("a valid request");
+
+    let (status, headers, body) = send(client_facing(state), request).await;
+
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(header(&headers, "x-request-id"), Some("client-id-1"));
+    let seen = &json_body(&body)["headers"];
+    assert_eq!(seen["host"], json!(["client.example"]));
+    assert_eq!(seen["x-request-id"], json!(["client-id-1"]));
+}
+
+#[tokio::test]
 async fn an_absolute_form_target_names_the_host() {
     let url = spawn_tcp_upstream(python_stand_in()).await;
     let state = AppState::new(&config(&url, &[]));
