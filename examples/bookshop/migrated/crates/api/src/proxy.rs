@@ -368,10 +368,11 @@ fn upstream_request<B: ForwardBody>(
             }
         }
     }
-    // Set unless it is there already: the client's, not named by its `Connection` line.
-    // Without one from the client (HTTP/1.0), `Upstream::send` sets Python's address.
+    // Set unless it is there already as the one line the client sent (not named by its
+    // `Connection` line): several lines become the first. Without one from the client
+    // (HTTP/1.0), `Upstream::send` sets Python's address.
     if let Some(host) = &host
-        && (from_authority || !headers.contains_key(HOST))
+        && (from_authority || headers.get_all(HOST).iter().count() != 1)
     {
         headers.insert(HOST, host.clone());
     }

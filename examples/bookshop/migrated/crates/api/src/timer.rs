@@ -5,11 +5,16 @@
 //! tokio's timer puts each deadline into its wheel when it is first awaited and takes it out
 //! again when it is dropped, two trips through the time driver per deadline per request. Here
 //! a deadline takes a slot in a list, and a ticker task wakes the expired ones every
-//! [`TICK`]: a deadline fires up to one tick late. The ticker runs only while a deadline
-//! waits, and stops by itself when none does (an idle worker is not woken for nothing).
+//! [`TICK`]: a deadline fires up to one tick late (plus the time the worker takes to get to
+//! it). The ticker runs only while a deadline waits, which is while a request waits for
+//! Python or an open connection for its next request, and stops by itself when none does:
+//! a worker without connections is not woken for nothing. The list keeps the size it grew to.
 //!
 //! Each worker has its own [`Timer`] (see [`crate::AppState::for_worker`]), so its lock is
-//! taken by one thread only, except when a test drives one state from several.
+//! taken by one thread only. A timer's ticker runs on the runtime where its first deadline
+//! was awaited: one timer for several runtimes (a test's) works while that one runs. Its
+//! clock is tokio's, so a test with paused time (`start_paused`) sees its deadlines pass
+//! in that time.
 
 use std::{
     future::Future,
@@ -54,7 +59,7 @@ impl Timer {
 
     /// A future that resolves `duration` from now (up to a [`TICK`] later).
     pub fn sleep(&self, duration: Duration) -> Sleep {
-        self.sleep_until(Instant::now() + duration)
+        self.sleep_until(now() + duration)
     }
 
     /// A future that resolves at `deadline` (up to a [`TICK`] later).
@@ -97,6 +102,15 @@ impl hyper::rt::Timer for Timer {
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
         Box::pin(Timer::sleep_until(self, deadline))
     }
+
+    fn now(&self) -> Instant {
+        now()
+    }
+}
+
+/// The time by tokio's clock: the system's, unless a test paused it.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 fn lock(deadlines: &Mutex<Deadlines>) -> MutexGuard<'_, Deadlines> {
@@ -132,22 +146,27 @@ impl Future for Sleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if Instant::now() >= this.deadline {
+        if now() >= this.deadline {
             this.disarm();
             return Poll::Ready(());
         }
         let mut deadlines = lock(&this.deadlines);
         let start_ticker = match this.slot {
-            Some(at) => {
+            Some(at) => match &mut deadlines.slots[at] {
                 // Polled again before the deadline, maybe by another task: that one is woken.
-                if let Some(Slot {
+                Some(Slot {
                     waker: Some(waker), ..
-                }) = &mut deadlines.slots[at]
-                {
+                }) => {
                     waker.clone_from(cx.waker());
+                    false
                 }
-                false
-            }
+                // The ticker took the waker: the deadline has passed.
+                _ => {
+                    drop(deadlines);
+                    this.disarm();
+                    return Poll::Ready(());
+                }
+            },
             None => {
                 let slot = Slot {
                     deadline: this.deadline,
@@ -184,27 +203,35 @@ impl Drop for Sleep {
     }
 }
 
-/// Every [`TICK`], wakes the deadlines that have passed; stops when none waits, or when its
-/// timer is gone.
-async fn tick(timer: Weak<Mutex<Deadlines>>) {
-    // Marks the ticker stopped if it ends otherwise than below (its runtime shutting down), so
-    // that the next deadline starts a new one.
-    struct Ticking(Option<Weak<Mutex<Deadlines>>>);
-    impl Drop for Ticking {
-        fn drop(&mut self) {
-            if let Some(deadlines) = self.0.take().as_ref().and_then(Weak::upgrade) {
-                lock(&deadlines).ticking = false;
-            }
+/// Marks the ticker of a timer stopped when dropped, unless [`tick`] did it itself: if the
+/// task is never spawned (no runtime) or never finishes (its runtime shut down), the next
+/// deadline starts a new one.
+struct Ticking(Option<Weak<Mutex<Deadlines>>>);
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        if let Some(deadlines) = self.0.take().as_ref().and_then(Weak::upgrade) {
+            lock(&deadlines).ticking = false;
         }
     }
-    let mut ticking = Ticking(Some(timer.clone()));
+}
+
+/// Every [`TICK`], wakes the deadlines that have passed; stops when none waits, or when its
+/// timer is gone. The guard is made before the task is spawned, so that it covers a spawn
+/// that fails too.
+fn tick(timer: Weak<Mutex<Deadlines>>) -> impl Future<Output = ()> + Send + 'static {
+    let ticking = Ticking(Some(timer.clone()));
+    ticker(timer, ticking)
+}
+
+async fn ticker(timer: Weak<Mutex<Deadlines>>, mut ticking: Ticking) {
     let mut due = Vec::new();
     loop {
         tokio::time::sleep(TICK).await;
         let Some(deadlines) = timer.upgrade() else {
             return;
         };
-        let now = Instant::now();
+        let time = now();
         {
             let mut deadlines = lock(&deadlines);
             if deadlines.waiting == 0 {
@@ -218,7 +245,7 @@ async fn tick(timer: Weak<Mutex<Deadlines>>) {
                     .slots
                     .iter_mut()
                     .flatten()
-                    .filter(|slot| slot.deadline <= now)
+                    .filter(|slot| slot.deadline <= time)
                     .filter_map(|slot| slot.waker.take()),
             );
             deadlines.waiting -= due.len();
@@ -237,7 +264,7 @@ mod tests {
     async fn a_sleep_ends_at_its_deadline_and_not_before() {
         let timer = Timer::new();
         let start = Instant::now();
-        timer.sleep(Duration::from_millis(50)).await;
+        within(timer.sleep(Duration::from_millis(50))).await;
         let took = start.elapsed();
         assert!(took >= Duration::from_millis(50), "{took:?}");
         assert!(took < Duration::from_secs(2), "{took:?}");
@@ -251,9 +278,9 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
             7
         });
-        assert_eq!(quick.await, Some(7));
+        assert_eq!(within(quick).await, Some(7));
         let never = timer.timeout(Duration::from_millis(30), std::future::pending::<()>());
-        assert_eq!(never.await, None);
+        assert_eq!(within(never).await, None);
         assert_eq!(timer.state().0, 0, "both slots are given back");
     }
 
@@ -267,10 +294,16 @@ mod tests {
         assert_eq!(timer.state().0, 0);
         // The next deadline takes the freed slot and still fires.
         let start = Instant::now();
-        timer.sleep(Duration::from_millis(20)).await;
+        within(timer.sleep(Duration::from_millis(20))).await;
         assert!(start.elapsed() >= Duration::from_millis(20));
         assert_eq!(lock(&timer.0).slots.len(), 1, "one slot, reused");
         // With nothing waiting, the ticker ends at its next tick.
+        tokio::time::sleep(3 * TICK).await;
+        assert_eq!(timer.state(), (0, 0, false));
+        // And the next deadline starts a new one.
+        let start = Instant::now();
+        within(timer.sleep(Duration::from_millis(20))).await;
+        assert!(start.elapsed() >= Duration::from_millis(20));
         tokio::time::sleep(3 * TICK).await;
         assert_eq!(timer.state(), (0, 0, false));
     }
@@ -281,16 +314,35 @@ mod tests {
         let start = Instant::now();
         let late = tokio::spawn(timer.sleep(Duration::from_millis(80)));
         let soon = tokio::spawn(timer.sleep(Duration::from_millis(20)));
-        soon.await.expect("the task ran");
+        within(soon).await.expect("the task ran");
         let soon_took = start.elapsed();
         assert!(soon_took >= Duration::from_millis(20), "{soon_took:?}");
         assert!(
             !late.is_finished() || soon_took >= Duration::from_millis(80),
             "the later deadline fired first"
         );
-        late.await.expect("the task ran");
+        within(late).await.expect("the task ran");
         let late_took = start.elapsed();
         assert!(late_took >= Duration::from_millis(80), "{late_took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_sleep_polled_by_another_task_wakes_that_one() {
+        let timer = Timer::new();
+        let mut sleep = Box::pin(timer.sleep(Duration::from_millis(30)));
+        assert!(futures_poll_once(sleep.as_mut()).is_pending());
+        // Moved to a task of its own, whose waker replaces the one above.
+        let start = Instant::now();
+        within(tokio::spawn(sleep)).await.expect("the task ran");
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        assert_eq!(timer.state().0, 0);
+    }
+
+    /// `future`, or a failed test if it takes 10 s: a deadline that never fires would hang.
+    async fn within<F: Future>(future: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(10), future)
+            .await
+            .expect("done within 10 s")
     }
 
     /// Polls `future` once, with a waker that does nothing.

@@ -332,7 +332,7 @@ async fn proxy_passes_the_request_through_and_strips_hop_by_hop_headers() {
 }
 
 #[tokio::test]
-async fn a_connection_line_cannot_strip_the_host_or_the_request_id() {
+async fn python_always_gets_one_host_and_the_request_id() {
     let url = spawn_tcp_upstream(python_stand_in()).await;
     let state = AppState::new(&config(&url, &[]));
     let request = Request::get("/echo/x")
@@ -342,13 +342,23 @@ async fn a_connection_line_cannot_strip_the_host_or_the_request_id() {
         .body(Body::empty())
         .expect("a valid request");
 
-    let (status, headers, body) = send(client_facing(state), request).await;
+    let (status, headers, body) = send(client_facing(state.clone()), request).await;
 
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(header(&headers, "x-request-id"), Some("client-id-1"));
     let seen = &json_body(&body)["headers"];
     assert_eq!(seen["host"], json!(["client.example"]));
     assert_eq!(seen["x-request-id"], json!(["client-id-1"]));
+
+    // Two Host lines (which RFC 9112 forbids) reach Python as the first.
+    let request = Request::get("/echo/x")
+        .header("host", "first.example")
+        .header("host", "second.example")
+        .body(Body::empty())
+        .expect("a valid request");
+    let (_, _, body) = send(client_facing(state), request).await;
+    let seen = &json_body(&body)["headers"];
+    assert_eq!(seen["host"], json!(["first.example"]));
 }
 
 #[tokio::test]
