@@ -46,6 +46,27 @@ struct Deadlines {
     ticking: bool,
 }
 
+impl Deadlines {
+    /// Puts `waker` in a free slot (or a new one) until `deadline`; returns the slot.
+    fn arm(&mut self, deadline: Instant, waker: Waker) -> usize {
+        let slot = Some(Slot {
+            deadline,
+            waker: Some(waker),
+        });
+        self.waiting += 1;
+        match self.free.pop() {
+            Some(at) => {
+                self.slots[at] = slot;
+                at
+            }
+            None => {
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+        }
+    }
+}
+
 struct Slot {
     deadline: Instant,
     /// Taken (and woken) by the ticker at the deadline.
@@ -168,22 +189,7 @@ impl Future for Sleep {
                 }
             },
             None => {
-                let slot = Slot {
-                    deadline: this.deadline,
-                    waker: Some(cx.waker().clone()),
-                };
-                let at = match deadlines.free.pop() {
-                    Some(at) => {
-                        deadlines.slots[at] = Some(slot);
-                        at
-                    }
-                    None => {
-                        deadlines.slots.push(Some(slot));
-                        deadlines.slots.len() - 1
-                    }
-                };
-                this.slot = Some(at);
-                deadlines.waiting += 1;
+                this.slot = Some(deadlines.arm(this.deadline, cx.waker().clone()));
                 !std::mem::replace(&mut deadlines.ticking, true)
             }
         };

@@ -81,6 +81,7 @@ impl Gateway {
         }
     }
 
+    /// The worker's state the gateway serves with (the server takes its timer).
     pub fn state(&self) -> &AppState {
         &self.state
     }
