@@ -10,21 +10,26 @@
 #   CPU per proxied request <= nginx's; native route >= 10x the proxied one.
 # Installs nginx, wrk, curl and python3-venv from Debian when missing (apt-get update once),
 # Python packages into a venv of its own. All load goes through loopback; nginx and Python
-# bind 127.0.0.1 (the apis bind 0.0.0.0, as they always do).
-#   DURATION=10  seconds measured per run     WARMUP=2   seconds of warm-up before each run
+# bind 127.0.0.1 (the apis bind 0.0.0.0, as they always do). The machine's other work moves
+# single runs by more than the targets' margins, so every target is measured in ROUNDS rounds,
+# taking turns, and the report gives medians over the rounds, and the rounds' own figures.
+#   ROUNDS=5     rounds of every run          DURATION=4  seconds measured per run
+#   WARMUP=1     seconds of warm-up before each run
 #   BASE_PORT=18080  first of the six ports used (api tcp, api unix, nginx, python, and the
 #                    two apis' metrics endpoints)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-common.sh
 
-duration=${DURATION:-10}
-warmup=${WARMUP:-2}
+rounds=${ROUNDS:-5}
+duration=${DURATION:-4}
+warmup=${WARMUP:-1}
 base_port=${BASE_PORT:-18080}
-for setting in "DURATION=$duration" "WARMUP=$warmup" "BASE_PORT=$base_port"; do
+for setting in "ROUNDS=$rounds" "DURATION=$duration" "WARMUP=$warmup" "BASE_PORT=$base_port"; do
   [[ ${setting#*=} =~ ^[0-9]+$ ]] || { echo "error: $setting is not a whole number" >&2; exit 2; }
 done
 ((duration > 0)) || { echo "error: DURATION must be at least 1" >&2; exit 2; }
+((rounds > 0)) || { echo "error: ROUNDS must be at least 1" >&2; exit 2; }
 api_tcp_port=$base_port
 api_unix_port=$((base_port + 1))
 nginx_port=$((base_port + 2))
@@ -153,15 +158,16 @@ per_request() {
 }
 
 declare -A label conn rps p50 p99 requests errors cpu_proxy cpu_python
-# run KEY LABEL URL CONNECTIONS [PROXY_PIDS...]: warm-up, then one measured wrk run; CPU time
-# of the given proxy processes and of the uvicorn behind URL is read before and after it.
+# run KEY ROUND LABEL URL CONNECTIONS [PROXY_PIDS...]: warm-up, then one measured wrk run; CPU
+# time of the given proxy processes and of the uvicorn behind URL is read before and after it.
+# The figures are kept under KEY#ROUND.
 run() {
-  local key=$1 name=$2 target=$3 connections=$4
-  shift 4
-  local threads=$((connections < 2 ? 1 : 2)) python_pid out
+  local key=$1 round=$2 name=$3 target=$4 connections=$5
+  shift 5
+  local threads=$((connections < 2 ? 1 : 2)) python_pid out at=$key#$round
   python_pid=$([[ $key == *unix* ]] && echo "${pid[python_unix]}" || echo "${pid[python_tcp]}")
-  out=$work/wrk-$key.txt
-  echo "$name, $connections connection(s): ${warmup} s warm-up, ${duration} s measured" >&2
+  out=$work/wrk-$key-$round.txt
+  echo "round $round/$rounds: $name, $connections connection(s): ${warmup} s warm-up, ${duration} s measured" >&2
   if ((warmup > 0)); then
     wrk -t"$threads" -c"$connections" -d"${warmup}s" --timeout 5s "$target" >/dev/null
   fi
@@ -174,31 +180,52 @@ run() {
   python_ticks=$(($(cpu_ticks "$python_pid") - python_before))
 
   label[$key]=$name
-  requests[$key]=$(awk '/ requests in / {print $1}' "$out")
-  rps[$key]=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-  p50[$key]=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
-  p99[$key]=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
-  errors[$key]=$(awk '/Socket errors:/ {gsub(",", ""); n += $4 + $6 + $8 + $10}
-    /Non-2xx or 3xx responses:/ {n += $5} END {print n + 0}' "$out")
   conn[$key]=$connections
-  cpu_proxy[$key]=$(per_request "$proxy_ticks" "${requests[$key]}")
-  cpu_python[$key]=$(per_request "$python_ticks" "${requests[$key]}")
-  if ((errors[$key] > 0)); then
-    echo "warning: $name had ${errors[$key]} errors (socket errors or non-2xx answers)" >&2
+  requests[$at]=$(awk '/ requests in / {print $1}' "$out")
+  rps[$at]=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+  p50[$at]=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+  p99[$at]=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+  errors[$at]=$(awk '/Socket errors:/ {gsub(",", ""); n += $4 + $6 + $8 + $10}
+    /Non-2xx or 3xx responses:/ {n += $5} END {print n + 0}' "$out")
+  cpu_proxy[$at]=$(per_request "$proxy_ticks" "${requests[$at]}")
+  cpu_python[$at]=$(per_request "$python_ticks" "${requests[$at]}")
+  if ((errors[$at] > 0)); then
+    echo "warning: $name had ${errors[$at]} errors (socket errors or non-2xx answers)" >&2
   fi
 }
 
+# The four ways to Python, measured one after another at each number of connections; each
+# round starts with the next one, so none is always measured first (or right after another).
+ways=(direct api_tcp api_unix nginx)
+declare -A url=(
+  [direct]="http://127.0.0.1:$python_port/hello/python"
+  [api_tcp]="http://127.0.0.1:$api_tcp_port/hello/python"
+  [api_unix]="http://127.0.0.1:$api_unix_port/hello/python"
+  [nginx]="http://127.0.0.1:$nginx_port/hello/python"
+)
+declare -A way_label=(
+  [direct]='direct to Python (TCP)'
+  [api_tcp]='via api (TCP)'
+  [api_unix]='via api (Unix socket)'
+  [nginx]='via nginx (TCP)'
+)
+declare -A way_pids=([direct]='' [api_tcp]="${pid[api_tcp]}" [api_unix]="${pid[api_unix]}"
+  [nginx]="${nginx_pids[*]}")
+
 # Other work on the machine shows in every figure: the load average is printed with them.
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-python_url=/hello/python
-for c in 1 64; do
-  run "direct$c" 'direct to Python (TCP)' "http://127.0.0.1:$python_port$python_url" "$c"
-  run "api_tcp$c" 'via api (TCP)' "http://127.0.0.1:$api_tcp_port$python_url" "$c" "${pid[api_tcp]}"
-  run "api_unix$c" 'via api (Unix socket)' "http://127.0.0.1:$api_unix_port$python_url" "$c" \
-    "${pid[api_unix]}"
-  run "nginx$c" 'via nginx (TCP)' "http://127.0.0.1:$nginx_port$python_url" "$c" "${nginx_pids[@]}"
+for ((round = 1; round <= rounds; round++)); do
+  for c in 1 64; do
+    for ((i = 0; i < ${#ways[@]}; i++)); do
+      way=${ways[(i + round - 1) % ${#ways[@]}]}
+      # Word splitting is wanted: nginx has several pids, direct none.
+      # shellcheck disable=SC2086
+      run "$way$c" "$round" "${way_label[$way]}" "${url[$way]}" "$c" ${way_pids[$way]}
+    done
+  done
+  run native64 "$round" 'api native /hello/rust' "http://127.0.0.1:$api_tcp_port/hello/rust" 64 \
+    "${pid[api_tcp]}"
 done
-run native64 'api native /hello/rust' "http://127.0.0.1:$api_tcp_port/hello/rust" 64 "${pid[api_tcp]}"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- Report ------------------------------------------------------------------------------------
@@ -206,6 +233,48 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 calc() { awk "BEGIN {printf \"%.3f\", $1}" | sed -E 's/\.?0+$//'; }
 # met EXPRESSION: yes or no.
 met() { awk "BEGIN {print ($1) ? \"yes\" : \"no\"}"; }
+# median DECIMALS VALUE...: the middle value (the mean of the two middle ones for an even
+# count), with DECIMALS decimals at most.
+median() {
+  local decimals=$1
+  shift
+  printf '%s\n' "$@" | sort -g | awk -v d="$decimals" '{v[NR] = $1} END {
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "%.*f", d, m }' | sed -E '/\./s/\.?0+$//'
+}
+# over_rounds ARRAY KEY DECIMALS: the median of ARRAY[KEY#1..rounds].
+over_rounds() {
+  local -n figures=$1
+  local values=() r
+  for ((r = 1; r <= rounds; r++)); do values+=("${figures[$2#$r]}"); done
+  median "$3" "${values[@]}"
+}
+# sum_rounds ARRAY KEY: the sum of ARRAY[KEY#1..rounds].
+sum_rounds() {
+  local -n figures=$1
+  local total=0 r
+  for ((r = 1; r <= rounds; r++)); do total=$((total + ${figures[$2#$r]})); done
+  echo "$total"
+}
+
+keys=(direct1 api_tcp1 api_unix1 nginx1 direct64 api_tcp64 api_unix64 nginx64 native64)
+for key in "${keys[@]}"; do
+  requests[$key]=$(sum_rounds requests "$key")
+  errors[$key]=$(sum_rounds errors "$key")
+  rps[$key]=$(over_rounds rps "$key" 0)
+  p50[$key]=$(over_rounds p50 "$key" 3)
+  p99[$key]=$(over_rounds p99 "$key" 3)
+  cpu_proxy[$key]=$(over_rounds cpu_proxy "$key" 1)
+  cpu_python[$key]=$(over_rounds cpu_python "$key" 1)
+done
+# The p50 a proxy adds at 1 connection, in each round: its p50 minus direct's in that round.
+declare -A added
+for way in api_tcp api_unix nginx; do
+  for ((r = 1; r <= rounds; r++)); do
+    added[$way#$r]=$(calc "${p50[${way}1#$r]} - ${p50[direct1#$r]}")
+  done
+  added[$way]=$(over_rounds added "$way" 3)
+done
 
 # Read-only git plumbing: which source the projects were generated from.
 if revision=$(git rev-parse --short HEAD 2>/dev/null); then
@@ -228,13 +297,16 @@ echo
 echo "Machine: $(nproc) cores ($machine_cpu), $memory, $os, kernel $(uname -r)."
 echo "Tools: ${wrk_version%% Copyright*}, ${nginx_version#nginx version: }, $versions, $(rustc -V | cut -d' ' -f1-2)."
 echo "Generated by: $("$rspy" --version), $revision."
-echo "Each run: ${warmup} s warm-up, then ${duration} s measured by wrk (--latency; 1 thread at 1"
-echo "connection, 2 at 64). nginx: worker_processes auto ($(("${#nginx_pids[@]}" - 1)) workers)."
+echo "$rounds rounds; in each, every target once: ${warmup} s warm-up, then ${duration} s measured by"
+echo "wrk (--latency; 1 thread at 1 connection, 2 at 64). The four ways to Python take turns at"
+echo "going first. nginx: worker_processes auto ($(("${#nginx_pids[@]}" - 1)) workers)."
 echo "Load average (1, 5, 15 min) before the runs: $load_before; after: $load_after."
+echo
+echo "Each figure is the median over the rounds; requests and errors are the totals."
 echo
 echo "| Target | Conn. | Requests | Throughput [req/s] | p50 [ms] | p99 [ms] | Errors | Proxy CPU [µs/req] | Python CPU [µs/req] |"
 echo "|:---|---:|---:|---:|---:|---:|---:|---:|---:|"
-for key in direct1 api_tcp1 api_unix1 nginx1 direct64 api_tcp64 api_unix64 nginx64 native64; do
+for key in "${keys[@]}"; do
   proxy_cpu=${cpu_proxy[$key]}
   python_cpu=${cpu_python[$key]}
   ((conn[$key] == 1)) && proxy_cpu=- && python_cpu=-
@@ -249,21 +321,31 @@ echo "Proxy CPU: utime+stime of the api process (all threads) or of nginx's mast
 echo "during the measured run, divided by the requests wrk completed; Python CPU likewise for the"
 echo "uvicorn process behind it. CPU is only measured at 64 connections."
 echo
-added_nginx=$(calc "${p50[nginx1]} - ${p50[direct1]}")
+echo "The target figures round by round (api TCP / api Unix socket / nginx):"
+echo
+echo "| Round | Added p50 at 1 conn. [ms] | CPU per proxied request at 64 conn. [µs] | Throughput at 64 conn. [req/s] |"
+echo "|---:|:---|:---|:---|"
+for ((r = 1; r <= rounds; r++)); do
+  echo "| $r | ${added[api_tcp#$r]} / ${added[api_unix#$r]} / ${added[nginx#$r]} |" \
+    "${cpu_proxy[api_tcp64#$r]} / ${cpu_proxy[api_unix64#$r]} / ${cpu_proxy[nginx64#$r]} |" \
+    "${rps[api_tcp64#$r]} / ${rps[api_unix64#$r]} / ${rps[nginx64#$r]} |"
+done
+echo
+echo "The targets, on the medians:"
+echo
 echo "| Target | api (TCP) | api (Unix socket) | nginx | Met (TCP / Unix) |"
 echo "|:---|---:|---:|---:|:---|"
 for c in 1 64; do
   echo "| throughput at $c connection(s) >= nginx [req/s] | ${rps[api_tcp$c]} | ${rps[api_unix$c]} | ${rps[nginx$c]} |" \
     "$(met "${rps[api_tcp$c]} >= ${rps[nginx$c]}") / $(met "${rps[api_unix$c]} >= ${rps[nginx$c]}") |"
 done
-added_tcp=$(calc "${p50[api_tcp1]} - ${p50[direct1]}")
-added_unix=$(calc "${p50[api_unix1]} - ${p50[direct1]}")
-echo "| added p50 at 1 connection (via - direct) <= nginx's [ms] | $added_tcp | $added_unix | $added_nginx |" \
-  "$(met "$added_tcp <= $added_nginx") / $(met "$added_unix <= $added_nginx") |"
+echo "| added p50 at 1 connection (via - direct) <= nginx's [ms] | ${added[api_tcp]} | ${added[api_unix]} | ${added[nginx]} |" \
+  "$(met "${added[api_tcp]} <= ${added[nginx]}") / $(met "${added[api_unix]} <= ${added[nginx]}") |"
 echo "| CPU per proxied request at 64 connections <= nginx's [µs] | ${cpu_proxy[api_tcp64]} | ${cpu_proxy[api_unix64]} | ${cpu_proxy[nginx64]} |" \
   "$(met "${cpu_proxy[api_tcp64]} <= ${cpu_proxy[nginx64]}") / $(met "${cpu_proxy[api_unix64]} <= ${cpu_proxy[nginx64]}") |"
 ratio=$(calc "${rps[native64]} / ${rps[api_tcp64]}")
 echo "| native /hello/rust >= 10x /hello/python via api (64 conn.) | ${ratio}x | | | $(met "$ratio >= 10") |"
 echo
-echo "Added p50 of the Unix-socket api is measured against direct-to-Python over TCP (wrk cannot"
-echo "reach the socket), so it also holds the difference between the two transports."
+echo "Added p50 is the median over the rounds of each round's p50 via the proxy minus its p50"
+echo "direct to Python. For the Unix-socket api, direct is over TCP (wrk cannot reach the"
+echo "socket), so it also holds the difference between the two transports."
