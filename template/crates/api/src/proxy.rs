@@ -36,6 +36,7 @@ use crate::{
     error::{ApiError, ErrorKind},
     metrics::Mode,
     request_id::{RequestId, X_REQUEST_ID},
+    trace_context::TRACEPARENT,
 };
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -348,7 +349,16 @@ fn upstream_request<B: ForwardBody>(
 
     let headers = &mut parts.headers;
     let accepts_trailers = has_token(headers, &TE, "trailers");
+    // The api's own `traceparent` (set by the request's observation) goes on even if the
+    // client's `Connection` line named the one it sent: that line is about the client's hop.
+    let traceparent = headers
+        .contains_key(CONNECTION)
+        .then(|| headers.get(TRACEPARENT).cloned())
+        .flatten();
     strip_hop_by_hop(headers);
+    if let Some(traceparent) = traceparent {
+        headers.insert(TRACEPARENT, traceparent);
+    }
     if accepts_trailers {
         // The client takes trailers, and so does the api: Python may send them.
         headers.insert(TE, HeaderValue::from_static("trailers"));

@@ -106,12 +106,17 @@ impl Upstream {
     ///
     /// It goes out on an idle pooled connection, or a new one; it is sent a second time only
     /// if that idle connection turned out to be closed before any of it was written.
-    pub async fn send(&self, mut request: Request<Body>) -> Result<Response<Incoming>, SendError> {
+    ///
+    /// Not an `async fn`: that would be one more future holding the request around the pool's.
+    pub fn send(
+        &self,
+        mut request: Request<Body>,
+    ) -> impl Future<Output = Result<Response<Incoming>, SendError>> + Send + '_ {
         request
             .headers_mut()
             .entry(HOST)
             .or_insert_with(|| self.shared.host.clone());
-        self.pool.send(request).await
+        self.pool.send(request)
     }
 
     /// The Unix socket Python listens on, with the unix transport.

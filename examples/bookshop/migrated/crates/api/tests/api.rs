@@ -332,13 +332,17 @@ async fn proxy_passes_the_request_through_and_strips_hop_by_hop_headers() {
 }
 
 #[tokio::test]
-async fn python_always_gets_one_host_and_the_request_id() {
+async fn python_always_gets_one_host_the_request_id_and_the_trace_context() {
     let url = spawn_tcp_upstream(python_stand_in()).await;
     let state = AppState::new(&config(&url, &[]));
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    // A `Connection` line naming them makes them hop-by-hop for the client's hop only: the
+    // api still sends its own on.
     let request = Request::get("/echo/x")
         .header("host", "client.example")
         .header("x-request-id", "client-id-1")
-        .header("connection", "host, x-request-id")
+        .header("traceparent", TRACEPARENT)
+        .header("connection", "host, x-request-id, traceparent")
         .body(Body::empty())
         .expect("a valid request");
 
@@ -349,6 +353,12 @@ async fn python_always_gets_one_host_and_the_request_id() {
     let seen = &json_body(&body)["headers"];
     assert_eq!(seen["host"], json!(["client.example"]));
     assert_eq!(seen["x-request-id"], json!(["client-id-1"]));
+    let traceparent = seen["traceparent"][0].as_str().unwrap_or_default();
+    assert!(
+        traceparent.starts_with(&TRACEPARENT[..36]) && traceparent != TRACEPARENT,
+        "the client's trace with the api as parent, got {seen}"
+    );
+    assert_eq!(seen["traceparent"].as_array().map(Vec::len), Some(1));
 
     // Two Host lines (which RFC 9112 forbids) reach Python as the first.
     let request = Request::get("/echo/x")
