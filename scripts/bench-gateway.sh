@@ -194,8 +194,8 @@ run() {
   fi
 }
 
-# The four ways to Python, measured one after another at each number of connections; each
-# round starts with the next one, so none is always measured first (or right after another).
+# The four ways to Python, measured one after another at each number of connections, in the
+# same cyclic order; each round starts one further along, so each goes first in turn.
 ways=(direct api_tcp api_unix nginx)
 declare -A url=(
   [direct]="http://127.0.0.1:$python_port/hello/python"
