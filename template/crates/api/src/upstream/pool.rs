@@ -169,8 +169,8 @@ impl Pool {
         loop {
             let (mut sender, reused) = match self.take() {
                 Some(sender) => (sender, true),
-                // Boxed: a connect is rare, and its future would otherwise make every
-                // forwarded request's future larger (by about 800 bytes).
+                // Boxed: a connect is rare, and its future would otherwise make the
+                // future of every forwarded request larger.
                 None => (Box::pin(self.connect()).await?, false),
             };
             match sender.try_send_request(request).await {
