@@ -1,5 +1,5 @@
-# Sourced by the benchmarks: the tools they install, the nginx that stands next to the api, and
-# the clean-up when they end.
+# Sourced by the benchmarks: the tools they install, the checks of their settings and ports,
+# the nginx that stands next to the api, and the clean-up when they end.
 
 # install_missing TOOL...: installs from Debian (apt-get update once) the tools not on PATH,
 # and python3-venv when Python cannot make a virtual environment.
@@ -14,6 +14,26 @@ install_missing() {
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
   fi
+}
+
+# whole_numbers NAME=VALUE...: exits with code 2, naming the setting, unless every VALUE is a
+# whole number.
+whole_numbers() {
+  local setting
+  for setting in "$@"; do
+    [[ ${setting#*=} =~ ^[0-9]+$ ]] || { echo "error: $setting is not a whole number" >&2; exit 2; }
+  done
+}
+
+# ports_free PORT...: exits with code 1, naming the port, if any of them is taken on 127.0.0.1.
+ports_free() {
+  local port
+  for port in "$@"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "error: port $port is already in use (set BASE_PORT to move all $# ports)" >&2
+      exit 1
+    fi
+  done
 }
 
 # write_nginx_conf DIR LISTEN_PORT PYTHON_PORT PROCESS_DIRECTIVES: writes DIR/nginx.conf for a

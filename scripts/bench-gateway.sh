@@ -25,9 +25,7 @@ rounds=${ROUNDS:-5}
 duration=${DURATION:-4}
 warmup=${WARMUP:-1}
 base_port=${BASE_PORT:-18080}
-for setting in "ROUNDS=$rounds" "DURATION=$duration" "WARMUP=$warmup" "BASE_PORT=$base_port"; do
-  [[ ${setting#*=} =~ ^[0-9]+$ ]] || { echo "error: $setting is not a whole number" >&2; exit 2; }
-done
+whole_numbers "ROUNDS=$rounds" "DURATION=$duration" "WARMUP=$warmup" "BASE_PORT=$base_port"
 ((duration > 0)) || { echo "error: DURATION must be at least 1" >&2; exit 2; }
 ((rounds > 0)) || { echo "error: ROUNDS must be at least 1" >&2; exit 2; }
 api_tcp_port=$base_port
@@ -64,13 +62,8 @@ python3 -m venv "$work/venv"
 python=$work/venv/bin/python
 
 # --- Start everything --------------------------------------------------------------------------
-for port in "$api_tcp_port" "$api_unix_port" "$nginx_port" "$python_port" "$metrics_tcp_port" \
-  "$metrics_unix_port"; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "error: port $port is already in use (set BASE_PORT to move all six ports)" >&2
-    exit 1
-  fi
-done
+ports_free "$api_tcp_port" "$api_unix_port" "$nginx_port" "$python_port" "$metrics_tcp_port" \
+  "$metrics_unix_port"
 socket=$work/python.sock
 
 # start NAME COMMAND...: runs it in the background, output to $work/NAME.log.

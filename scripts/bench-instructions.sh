@@ -18,9 +18,7 @@ export PATH=$PATH:/usr/sbin # nginx, for a user whose PATH lacks it
 
 duration=${DURATION:-15}
 base_port=${BASE_PORT:-18090}
-for setting in "DURATION=$duration" "BASE_PORT=$base_port"; do
-  [[ ${setting#*=} =~ ^[0-9]+$ ]] || { echo "error: $setting is not a whole number" >&2; exit 2; }
-done
+whole_numbers "DURATION=$duration" "BASE_PORT=$base_port"
 ((duration > 0)) || { echo "error: DURATION must be at least 1" >&2; exit 2; }
 proxy_port=$base_port
 python_port=$((base_port + 1))
@@ -31,12 +29,7 @@ pids=() # every process started here; the trap stops them, last started first
 clean_up_on_exit
 
 install_missing valgrind nginx wrk curl
-for port in "$proxy_port" "$python_port" "$spare_port"; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "error: port $port is already in use (set BASE_PORT to move all three ports)" >&2
-    exit 1
-  fi
-done
+ports_free "$proxy_port" "$python_port" "$spare_port"
 
 # --- Build -------------------------------------------------------------------------------------
 cargo build --release --locked -p rspy --bin rspy
