@@ -4,14 +4,27 @@
 //!
 //! `axum::serve` offers none of the timeouts, so this is hyper-util's server driven by hand.
 
-use std::{future::Future, io, time::Duration};
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
 
 use hyper::{body::Incoming, service::service_fn};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::{conn::auto, graceful::GracefulConnection},
 };
-use tokio::net::TcpListener;
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, watch},
+};
 
 use crate::gateway::Gateway;
 
@@ -37,7 +50,9 @@ pub async fn serve(
         .timer(TokioTimer::new())
         // WebSockets over HTTP/2 (RFC 8441), which the proxy tunnels like HTTP/1.1 upgrades.
         .enable_connect_protocol();
-    let graceful = GracefulShutdown::new();
+    let stop = Arc::new(Stop::default());
+    // One receiver per open connection; `closed` resolves once all are gone.
+    let (open, _) = watch::channel(());
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -59,7 +74,7 @@ pub async fn serve(
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        let connection = graceful.watch(connection);
+        let connection = Stoppable::new(connection, &stop, open.subscribe());
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(%peer, error = %err, "connection ended with an error");
@@ -67,11 +82,77 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    stop.stopping.store(true, Ordering::SeqCst);
+    stop.signal.notify_waiters();
+    if tokio::time::timeout(DRAIN_TIMEOUT, open.closed())
         .await
         .is_err()
     {
         tracing::warn!("connections still open after the drain timeout; closing them");
     }
     Ok(())
+}
+
+/// Tells the open connections that the server stops: each finishes the request it serves, if
+/// any, and closes. hyper-util's `GracefulShutdown` does the same by polling a channel at every
+/// turn of every connection, which cost about 1.4 % of the instructions of a proxied request
+/// (callgrind); here a connection reads a flag, and the signal is polled again only when the
+/// connection is polled by another task than before (never, once spawned).
+#[derive(Default)]
+struct Stop {
+    stopping: AtomicBool,
+    /// Wakes the connections once `stopping` is set.
+    signal: Notify,
+}
+
+/// A connection that stops gracefully when its [`Stop`] says so.
+struct Stoppable<C> {
+    connection: Pin<Box<C>>,
+    stop: Arc<Stop>,
+    /// Resolves when the stop is signalled; `None` once it has.
+    signal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The waker `signal` was last polled with.
+    waker: Option<Waker>,
+    /// Dropped with the connection, so the server knows when all are done.
+    _open: watch::Receiver<()>,
+}
+
+impl<C: GracefulConnection> Stoppable<C> {
+    fn new(connection: C, stop: &Arc<Stop>, open: watch::Receiver<()>) -> Self {
+        let signalled = Arc::clone(stop);
+        Self {
+            connection: Box::pin(connection),
+            stop: Arc::clone(stop),
+            signal: Some(Box::pin(async move { signalled.signal.notified().await })),
+            waker: None,
+            _open: open,
+        }
+    }
+}
+
+impl<C: GracefulConnection> Future for Stoppable<C> {
+    type Output = C::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+        let this = self.get_mut();
+        if let Some(signal) = &mut this.signal {
+            // Polled once per waker, so the signal wakes whichever task polls the connection.
+            if this
+                .waker
+                .as_ref()
+                .is_none_or(|waker| !waker.will_wake(cx.waker()))
+            {
+                this.waker = Some(cx.waker().clone());
+                if signal.as_mut().poll(cx).is_ready() {
+                    this.signal = None;
+                }
+            }
+            // Read at every turn: a stop signalled before the first poll wakes nobody.
+            if this.stop.stopping.load(Ordering::SeqCst) {
+                this.signal = None;
+                this.connection.as_mut().graceful_shutdown();
+            }
+        }
+        this.connection.as_mut().poll(cx)
+    }
 }

@@ -1093,6 +1093,67 @@ async fn spawn_api(state: AppState) -> SocketAddr {
     address
 }
 
+/// Reads from `stream` until the other end closes it; returns everything read.
+async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut seen))
+        .await
+        .expect("closed in time")
+        .expect("a readable connection");
+    seen
+}
+
+/// A stop (SIGTERM in `main`) lets the request in flight finish, closes the connections that
+/// wait for their next request, and ends the server once every connection is done.
+#[tokio::test]
+async fn a_stop_finishes_the_request_in_flight_and_closes_idle_connections() {
+    let python = Router::new().route(
+        "/moment",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            "finished"
+        }),
+    );
+    let url = spawn_tcp_upstream(python).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let api = listener.local_addr().expect("local address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve(
+        listener,
+        Gateway::new(AppState::new(&config(&url, &[]))),
+        Duration::from_secs(5),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let mut idle = TcpStream::connect(api).await.expect("connect");
+    idle.write_all(b"GET /livez HTTP/1.1\r\nhost: api\r\n\r\n")
+        .await
+        .expect("write");
+    let served = read_until(&mut idle, b"\r\n\r\n").await;
+    assert!(served.starts_with(b"HTTP/1.1 200"), "{served:?}");
+    let mut busy = TcpStream::connect(api).await.expect("connect");
+    busy.write_all(b"GET /moment HTTP/1.1\r\nhost: api\r\n\r\n")
+        .await
+        .expect("write");
+    // Python has the request and takes a while to answer it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).expect("the server waits for its stop");
+
+    let answer = String::from_utf8_lossy(&read_to_close(&mut busy).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("finished"), "{answer}");
+    // The idle connection closes with nothing more sent (the rest of /livez's body at most).
+    let after = String::from_utf8_lossy(&read_to_close(&mut idle).await).into_owned();
+    assert!(!after.contains("HTTP/1.1"), "{after}");
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("the server ends once its connections are done")
+        .expect("the server does not panic")
+        .expect("the server ends without an error");
+    assert!(TcpStream::connect(api).await.is_err(), "still accepting");
+}
+
 /// Reads from `stream` until `needle` has arrived; returns everything read.
 async fn read_until(stream: &mut (impl AsyncRead + Unpin), needle: &[u8]) -> Vec<u8> {
     let mut seen = Vec::new();
