@@ -94,10 +94,10 @@ pub async fn serve(
 }
 
 /// Tells the open connections that the server stops: each finishes the request it serves, if
-/// any, and closes. hyper-util's `GracefulShutdown` does the same by polling a channel at every
-/// turn of every connection, which cost about 1.4 % of the instructions of a proxied request
-/// (callgrind); here a connection reads a flag, and the signal is polled again only when the
-/// connection is polled by another task than before (never, once spawned).
+/// any, and closes. hyper-util's `GracefulShutdown` does the same by polling a channel (a lock)
+/// at every turn of every connection, about 1 % of the instructions of a proxied request (see
+/// rspy's docs/benchmarks.md); here a connection reads a flag, and polls the signal again only
+/// when it is polled with another waker than before (never, once spawned).
 #[derive(Default)]
 struct Stop {
     stopping: AtomicBool,
@@ -109,7 +109,7 @@ struct Stop {
 struct Stoppable<C> {
     connection: Pin<Box<C>>,
     stop: Arc<Stop>,
-    /// Resolves when the stop is signalled; `None` once it has.
+    /// Resolves when the stop is signalled; `None` once the connection has seen the stop.
     signal: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// The waker `signal` was last polled with.
     waker: Option<Waker>,
@@ -135,6 +135,7 @@ impl<C: GracefulConnection> Future for Stoppable<C> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
         let this = self.get_mut();
+        let mut signalled = false;
         if let Some(signal) = &mut this.signal {
             // Polled once per waker, so the signal wakes whichever task polls the connection.
             if this
@@ -143,12 +144,11 @@ impl<C: GracefulConnection> Future for Stoppable<C> {
                 .is_none_or(|waker| !waker.will_wake(cx.waker()))
             {
                 this.waker = Some(cx.waker().clone());
-                if signal.as_mut().poll(cx).is_ready() {
-                    this.signal = None;
-                }
+                signalled = signal.as_mut().poll(cx).is_ready();
             }
-            // Read at every turn: a stop signalled before the first poll wakes nobody.
-            if this.stop.stopping.load(Ordering::SeqCst) {
+            // Read at every turn: the signal wakes the connection but is not polled again with
+            // the same waker, and a stop signalled before the first poll wakes nobody.
+            if signalled || this.stop.stopping.load(Ordering::SeqCst) {
                 this.signal = None;
                 this.connection.as_mut().graceful_shutdown();
             }
