@@ -1115,7 +1115,7 @@ async fn a_stop_finishes_the_request_in_flight_and_closes_idle_connections() {
             if let Some(arrived) = arrived.lock().expect("not poisoned").take() {
                 let _ = arrived.send(());
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_secs(3)).await;
             "finished"
         }),
     );
@@ -1142,7 +1142,8 @@ async fn a_stop_finishes_the_request_in_flight_and_closes_idle_connections() {
     busy.write_all(b"GET /moment HTTP/1.1\r\nhost: api\r\n\r\n")
         .await
         .expect("write");
-    // Python has the request and takes a second to answer it.
+    // Python has the request and takes 3 s to answer it: longer than the idle connection may
+    // take to close.
     has_arrived.await.expect("the request reaches Python");
     stop.send(()).expect("the server waits for its stop");
     // The idle connection closes at once, with nothing more sent (the rest of /livez's body
