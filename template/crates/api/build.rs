@@ -381,6 +381,8 @@ fn route_paths(manifest: &Manifest) -> String {
                         method.routing_fn().to_uppercase()
                     ),
                 };
+                // Pieces, not one `format!`: its escaped braces would read as template tags
+                // to rspy's template engine.
                 [
                     "Some(crate::gateway::Proxied ",
                     "{",
