@@ -9,11 +9,6 @@ use std::fs;
 use crate::manifest::{Method, Mode, Project};
 use crate::route;
 
-/// What `[upstream] idle_timeout_ms = 0` gets, from here and from the api's build.
-const IDLE_TIMEOUT_ZERO: &str = "`[upstream] idle_timeout_ms = 0` would close every \
-     connection to Python unused; use a number of milliseconds below Python's keep-alive \
-     (1500 for gunicorn's 2 s), or remove it for 4000";
-
 /// The problems in `project`, one sentence each; empty when it is consistent.
 pub fn problems(project: &Project) -> Vec<String> {
     let mut problems = Vec::new();
@@ -21,9 +16,6 @@ pub fn problems(project: &Project) -> Vec<String> {
     let routes_rs =
         fs::read_to_string(project.root.join("crates/api/src/routes.rs")).unwrap_or_default();
     let mut router = route::router_with_reserved_paths();
-    if project.manifest.upstream.idle_timeout_ms == Some(0) {
-        problems.push(IDLE_TIMEOUT_ZERO.to_owned());
-    }
     for (index, declared) in routes.iter().enumerate() {
         let shown = format!(
             "`{} {}`",
@@ -113,22 +105,4 @@ fn handler_problem(project: &Project, routes_rs: &str, handler: &str) -> Option<
     .iter()
     .any(|start| code.contains(start.as_str()));
     (!defined).then(|| format!("handler `{handler}`: no `pub async fn {function}` in {file}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_zero_idle_timeout_message_is_the_apis_build() {
-        // build.rs writes the message over several lines with `\` continuations.
-        let build_rs = include_str!("../../template/crates/api/build.rs");
-        let joined = regex::Regex::new(r"\\\n\s*")
-            .expect("a valid regex")
-            .replace_all(build_rs, "");
-        assert!(
-            joined.contains(IDLE_TIMEOUT_ZERO),
-            "build.rs does not say: {IDLE_TIMEOUT_ZERO}"
-        );
-    }
 }

@@ -509,6 +509,10 @@ fn report(adoption: &Adoption, moved: &str, renamed: &str, created: &str) -> Str
     writeln!(out, "  install:    {install}").unwrap();
     writeln!(out, "  readiness:  {readiness}").unwrap();
     let keep_alive = match &adoption.keep_alive {
+        Some(keep_alive) if keep_alive.idle_timeout_ms() == 0 => format!(
+            "{} s ({}): the api opens a new connection to Python for every request",
+            keep_alive.seconds, keep_alive.source,
+        ),
         Some(keep_alive) => format!(
             "{} s ({}): the api closes idle connections after {} ms",
             keep_alive.seconds,

@@ -20,12 +20,12 @@ pub struct KeepAlive {
 
 impl KeepAlive {
     /// The api's idle timeout below this keep-alive: a fifth less, and at least half a second
-    /// less (1500 ms for 2 s, 4000 ms for 5 s); 1 ms when Python keeps nothing open, an hour
-    /// at most.
+    /// less (1500 ms for 2 s, 4000 ms for 5 s), an hour at most; 0 when Python keeps nothing
+    /// open (the api then opens a connection per request).
     pub fn idle_timeout_ms(&self) -> u64 {
         let ms = self.seconds.saturating_mul(1000);
         ms.saturating_sub((ms / 5).max(500))
-            .clamp(1, MAX_IDLE_TIMEOUT_MS)
+            .min(MAX_IDLE_TIMEOUT_MS)
     }
 }
 
@@ -301,7 +301,7 @@ mod tests {
     #[test]
     fn the_idle_timeout_stays_below_the_keep_alive() {
         for (seconds, idle) in [
-            (0, 1),
+            (0, 0),
             (1, 500),
             (2, 1_500),
             (5, DEFAULT_IDLE_TIMEOUT_MS),

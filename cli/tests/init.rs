@@ -245,6 +245,26 @@ fn gunicorns_config_file_sets_the_idle_timeout() {
 }
 
 #[test]
+fn a_python_server_without_keep_alive_gets_a_connection_per_request() {
+    let (_dir, project) = fixture("flask");
+    fs::write(project.join("gunicorn.conf.py"), "keepalive = 0\n").unwrap();
+    let out = init(&project, &[]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "keep-alive: 0 s (keepalive = 0 in gunicorn.conf.py): the api opens a new \
+             connection to Python for every request"
+        ),
+        "{}",
+        out.stdout
+    );
+    let manifest = fs::read_to_string(project.join("rspy.toml")).unwrap();
+    assert!(manifest.contains("idle_timeout_ms = 0\n"), "{manifest}");
+    let out = rspy_ok(&project, &["check"]);
+    assert!(out.starts_with("ok: "), "{out}");
+}
+
+#[test]
 fn bad_input_is_refused_and_touches_nothing() {
     let dir = TempDir::new().unwrap();
     let root = dir.path();

@@ -143,14 +143,6 @@ fn validate(manifest: &Manifest) -> Result<(), String> {
     }
     validate_upstream_url(&manifest.upstream.url)?;
     validate_health_path(&manifest.upstream.health_path)?;
-    if manifest.upstream.idle_timeout_ms == 0 {
-        return Err(
-            "`[upstream] idle_timeout_ms = 0` would close every connection to Python \
-             unused; use a number of milliseconds below Python's keep-alive (1500 for \
-             gunicorn's 2 s), or remove it for 4000"
-                .to_owned(),
-        );
-    }
     // Every distinct path goes into one router, as axum does (methods share a path's entry).
     let mut paths = matchit::Router::new();
     for reserved in RESERVED_PATHS {

@@ -1,5 +1,5 @@
 //! The api's connections to Python: HTTP/1.1 over TCP or a Unix socket, kept open between
-//! requests and closed after `UPSTREAM_IDLE_TIMEOUT_MS` unused.
+//! requests and closed after `UPSTREAM_IDLE_TIMEOUT_MS` unused (with 0, closed after one).
 //!
 //! hyper's connection-level client does the HTTP; this module only keeps the connections.
 //! hyper-util's general pool did that before, for any origin and HTTP/2 as well: with one
@@ -51,7 +51,8 @@ struct PoolShared {
     /// Python's keep-alive, so the api does not send a request on a connection Python is
     /// closing, which would fail with "connection closed before message completed" (a 502).
     /// Python counts from when it wrote its answer, the api from when it has read all of it,
-    /// so a body read slowly leaves less margin.
+    /// so a body read slowly leaves less margin. Zero keeps none: for a Python server that
+    /// closes each connection after its answer, a request sent on one would race its close.
     idle_timeout: Duration,
     idle: Mutex<Idle>,
 }
@@ -231,8 +232,13 @@ impl Pool {
 
     /// Returns a connection that has carried a request: to the pool if it can take the next
     /// one already (the whole response was in its buffer), else once it can, which is when
-    /// the response body has been read to its end. One that is closed or upgraded is dropped.
+    /// the response body has been read to its end. One that is closed or upgraded is dropped,
+    /// and so is every one when the idle timeout is zero: hyper then closes it once its
+    /// response has been read.
     fn give_back(&self, mut sender: SendRequest<Body>) {
+        if self.shared.idle_timeout.is_zero() {
+            return;
+        }
         if sender.is_ready() {
             put(&self.shared, sender);
         } else if !sender.is_closed() {

@@ -737,6 +737,40 @@ async fn the_idle_timeout_follows_its_setting() {
 }
 
 #[tokio::test]
+async fn an_idle_timeout_of_zero_gives_each_request_its_own_connection() {
+    // For a Python server without keep-alive (uvicorn's `--timeout-keep-alive 0`), which
+    // closes a connection as soon as it has answered: the api keeps none, and closes each
+    // once the answer has been read (Python here never closes one itself).
+    let (url, python) = spawn_counting_python(Close::Never);
+    let state = AppState::new(&config(&url, &[("UPSTREAM_IDLE_TIMEOUT_MS", "0")]));
+    let mut expected = Vec::new();
+    for number in 0..3 {
+        let uri = format!("/unpooled/{number}");
+        let (status, _, body) = send(client_facing(state.clone()), get_request(&uri)).await;
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!((status, &*body), (StatusCode::OK, "ok"), "{uri}");
+        expected.push(uri);
+    }
+    let answered = Instant::now();
+    loop {
+        let closed = {
+            let seen = python.lock().expect("not poisoned");
+            assert_eq!(seen.paths, expected, "each request reached Python once");
+            assert_eq!(seen.opened, 3, "one connection per request");
+            seen.closed.len()
+        };
+        if closed == 3 {
+            break;
+        }
+        assert!(
+            answered.elapsed() < Duration::from_secs(2),
+            "{closed} of 3 connections closed 2 s after the last answer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn connections_python_closed_while_idle_are_not_used_again() {
     let (url, python) = spawn_counting_python(Close::AfterAnswer(Duration::from_millis(20)));
     let state = AppState::new(&config(&url, &[]));
