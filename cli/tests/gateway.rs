@@ -79,7 +79,7 @@ fn gateway(transport: Transport) {
         Transport::Unix => Listen::Unix(sockets.path().join("py.sock")),
     };
     let python_log = project.root.join("python.log");
-    let mut python = start_python(&project, &listen, &python_log);
+    let mut python = start_python(&project, &listen, &[], &python_log);
     let direct = listen.target();
     wait_until_ok(&direct, "/healthz", Duration::from_secs(60), &mut python);
 
@@ -137,6 +137,12 @@ fn gateway(transport: Transport) {
         let value = metric(&strict_metrics, series);
         assert!(value >= at_least, "{series} is {value}:\n{strict_metrics}");
     }
+
+    let without_keep_alive = match transport {
+        Transport::Tcp => Listen::Tcp(port()),
+        Transport::Unix => Listen::Unix(sockets.path().join("py-once.sock")),
+    };
+    python_without_keep_alive(&project, &without_keep_alive, tag);
 
     let killed = python_killed_mid_load(&project, &listen, &mut python, &mut api, &via_api);
     metrics(metrics_port, &via_api, &killed);
@@ -294,10 +300,12 @@ impl Listen {
     }
 }
 
-/// uvicorn serving the project's app, as deploy/supervisord.conf starts it.
-fn start_python(project: &Project, listen: &Listen, log: &Path) -> Proc {
+/// uvicorn serving the project's app, as deploy/supervisord.conf starts it, with `options`
+/// added.
+fn start_python(project: &Project, listen: &Listen, options: &[&str], log: &Path) -> Proc {
     let mut command = Command::new(project.root.join(".venv/bin/python"));
     command.args(["-m", "uvicorn", "app.main:app", "--no-access-log"]);
+    command.args(options);
     match listen {
         Listen::Tcp(port) => command.args(["--host", "127.0.0.1", "--port", &port.to_string()]),
         Listen::Unix(path) => command.arg("--uds").arg(path),
@@ -310,12 +318,14 @@ fn start_python(project: &Project, listen: &Listen, log: &Path) -> Proc {
 }
 
 /// Every setting the api reads: none is inherited from the test's environment.
-const API_SETTINGS: [&str; 13] = [
+const API_SETTINGS: [&str; 16] = [
     "PORT",
     "UPSTREAM_URL",
     "UPSTREAM_CONNECT_TIMEOUT_MS",
     "UPSTREAM_TIMEOUT_MS",
     "UPSTREAM_TOTAL_TIMEOUT_MS",
+    "UPSTREAM_IDLE_TIMEOUT_MS",
+    "UPSTREAM_HEALTH_PATH",
     "UPSTREAM_MAX_CONCURRENCY",
     "READINESS_INTERVAL_MS",
     "MAX_BODY_BYTES",
@@ -324,6 +334,7 @@ const API_SETTINGS: [&str; 13] = [
     "METRICS_ADDR",
     "RUST_LOG",
     "LOG_FORMAT",
+    "WORKERS",
 ];
 
 /// The api binary on `port` in front of `upstream`, with `settings` on top of the defaults.
@@ -1564,6 +1575,43 @@ struct Killed {
 
 /// Python killed under load: the api stays up, answers 503 (Retry-After, upstream_unavailable)
 /// while Python is down, and answers again within 2 s of the restarted Python being ready.
+/// A second Python that keeps no connection open (`--timeout-keep-alive 0`: it closes each
+/// one once it has answered), at `listen`, behind an api set as `rspy init` sets it for such
+/// a server (`UPSTREAM_IDLE_TIMEOUT_MS=0`): requests sent back to back all get Python's
+/// answer. With an idle timeout of 1 ms, what `init` wrote before, some got a 502: the api
+/// sent them on connections Python was closing.
+fn python_without_keep_alive(project: &Project, listen: &Listen, tag: &str) {
+    let log = project.root.join("python-once.log");
+    let mut python = start_python(project, listen, &["--timeout-keep-alive", "0"], &log);
+    wait_until_ok(
+        &listen.target(),
+        "/healthz",
+        Duration::from_secs(60),
+        &mut python,
+    );
+    let api_port = port();
+    let mut api = start_api(
+        project,
+        "once-api",
+        api_port,
+        &listen.url(),
+        &[("METRICS_ADDR", "off"), ("UPSTREAM_IDLE_TIMEOUT_MS", "0")],
+    );
+    let via_api = Target::Tcp(api_port);
+    wait_until_ok(&via_api, "/readyz", Duration::from_secs(30), &mut api);
+    let mut statuses = BTreeMap::new();
+    for _ in 0..300 {
+        *statuses
+            .entry(get(&via_api, "/hello/python", &[]).status)
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        statuses,
+        BTreeMap::from([(200, 300)]),
+        "statuses of 300 requests over {tag} to a Python without keep-alive"
+    );
+}
+
 fn python_killed_mid_load(
     project: &Project,
     listen: &Listen,
@@ -1596,7 +1644,7 @@ fn python_killed_mid_load(
     sleep(Duration::from_secs(1));
     assert!(api.alive(), "the api died with Python");
     let restart = Instant::now();
-    *python = start_python(project, listen, &python.log.clone());
+    *python = start_python(project, listen, &[], &python.log.clone());
     let ready = wait_until_ok(
         &listen.target(),
         "/healthz",
