@@ -1294,11 +1294,23 @@ async fn spawn_upgrading_python(answer: &'static [u8]) -> (String, Arc<Mutex<Str
 
 #[tokio::test]
 async fn upgrades_are_tunnelled_both_ways() {
+    tunnel_both_ways(&[]).await;
+}
+
+#[tokio::test]
+async fn upgrades_are_tunnelled_when_no_connection_is_kept() {
+    // With an idle timeout of 0 the pool lets go of each connection at once: an upgraded one
+    // must still carry its tunnel.
+    tunnel_both_ways(&[("UPSTREAM_IDLE_TIMEOUT_MS", "0")]).await;
+}
+
+/// An upgrade through an api with `settings`: both heads, then bytes echoed both ways.
+async fn tunnel_both_ways(settings: &[(&str, &str)]) {
     let (url, asked) = spawn_upgrading_python(
         b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\nsec-websocket-protocol: chat\r\n\r\n",
     )
     .await;
-    let api = spawn_api(AppState::new(&config(&url, &[]))).await;
+    let api = spawn_api(AppState::new(&config(&url, settings))).await;
     let mut client = TcpStream::connect(api).await.expect("connect");
     client
         .write_all(b"GET /tunnel HTTP/1.1\r\nhost: api\r\nconnection: keep-alive, Upgrade\r\nupgrade: echo\r\nsec-websocket-protocol: chat, other\r\n\r\n")
