@@ -1573,8 +1573,6 @@ struct Killed {
     unavailable: usize,
 }
 
-/// Python killed under load: the api stays up, answers 503 (Retry-After, upstream_unavailable)
-/// while Python is down, and answers again within 2 s of the restarted Python being ready.
 /// A second Python that keeps no connection open (`--timeout-keep-alive 0`: it closes each
 /// one once it has answered), at `listen`, behind an api set as `rspy init` sets it for such
 /// a server (`UPSTREAM_IDLE_TIMEOUT_MS=0`): requests sent back to back all get Python's
@@ -1612,6 +1610,8 @@ fn python_without_keep_alive(project: &Project, listen: &Listen, tag: &str) {
     );
 }
 
+/// Python killed under load: the api stays up, answers 503 (Retry-After, upstream_unavailable)
+/// while Python is down, and answers again within 2 s of the restarted Python being ready.
 fn python_killed_mid_load(
     project: &Project,
     listen: &Listen,

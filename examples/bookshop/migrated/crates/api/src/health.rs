@@ -101,7 +101,8 @@ pub async fn probe(upstream: &Upstream, timeout: Duration) -> Result<(), String>
     let exchange = async {
         let response = upstream.send(request).await.map_err(|err| chain(&err))?;
         let status = response.status();
-        // Reading the body to its end returns the connection to the pool.
+        // Reading the body to its end returns the connection to the pool (unless the idle
+        // timeout is 0: then it closes).
         axum::body::to_bytes(Body::new(response.into_body()), HEALTHZ_BODY_LIMIT)
             .await
             .map_err(|err| err.to_string())?;

@@ -396,6 +396,64 @@ mod tests {
         );
     }
 
+    /// A Python that answers every request on a connection with a whole `ok` response (so
+    /// the connection can take the next request at once), and counts its connections.
+    async fn spawn_answering_python() -> (UpstreamAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let python = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = python.local_addr().expect("local address").to_string();
+        let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&opened);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = python.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let mut buffer = [0; 4096];
+                    // One request head per read is enough for these requests.
+                    while socket.read(&mut buffer).await.is_ok_and(|read| read > 0) {
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if socket.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (
+            UpstreamAddr::Tcp(address.parse().expect("an authority")),
+            opened,
+        )
+    }
+
+    /// Sends `count` requests in turn through a pool with `idle_timeout`, each answer read to
+    /// its end; returns how many connections Python saw and how many the pool then keeps.
+    async fn connections_after(idle_timeout: Duration, count: usize) -> (usize, usize) {
+        let (python, opened) = spawn_answering_python().await;
+        let pool = Pool::new(&python, Duration::from_secs(2), idle_timeout);
+        for _ in 0..count {
+            let request = Request::get("/").body(Body::empty()).expect("a request");
+            let response = pool.send(request).await.expect("an answer");
+            let body = axum::body::to_bytes(Body::new(response.into_body()), 100)
+                .await
+                .expect("the body");
+            assert_eq!(&body[..], b"ok");
+        }
+        let kept = lock(&pool.shared).connections.len();
+        (opened.load(std::sync::atomic::Ordering::Relaxed), kept)
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_kept_and_used_again() {
+        assert_eq!(connections_after(Duration::from_secs(4), 3).await, (1, 1));
+    }
+
+    #[tokio::test]
+    async fn an_idle_timeout_of_zero_keeps_no_connection() {
+        assert_eq!(connections_after(Duration::ZERO, 3).await, (3, 0));
+    }
+
     #[test]
     fn idle_connections_are_looked_at_every_eighth_of_the_idle_timeout() {
         for (idle_timeout, interval) in [(4_000, 500), (1_000, 125), (40, 10), (1, 10)] {
