@@ -683,16 +683,20 @@ async fn answer_counting(mut socket: TcpStream, close: Close, record: Arc<Mutex<
     }
 }
 
+/// `GET uri` through the api, which must answer Python's `ok`.
+async fn get_ok(state: &AppState, uri: &str) {
+    let (status, _, body) = send(client_facing(state.clone()), get_request(uri)).await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!((status, &*body), (StatusCode::OK, "ok"), "{uri}");
+}
+
 /// Sends three requests through an api with `settings`, which must share one connection to
 /// Python, and returns how long that connection then stayed idle before the api closed it.
 async fn idle_time_before_closing(settings: &[(&str, &str)]) -> Duration {
     let (url, python) = spawn_counting_python(Close::Never);
     let state = AppState::new(&config(&url, settings));
     for number in 0..3 {
-        let uri = format!("/reused/{number}");
-        let (status, _, body) = send(client_facing(state.clone()), get_request(&uri)).await;
-        let body = String::from_utf8_lossy(&body);
-        assert_eq!((status, &*body), (StatusCode::OK, "ok"), "{uri}");
+        get_ok(&state, &format!("/reused/{number}")).await;
     }
     let last_answer = Instant::now();
     assert_eq!(
@@ -746,9 +750,7 @@ async fn an_idle_timeout_of_zero_gives_each_request_its_own_connection() {
     let mut expected = Vec::new();
     for number in 0..3 {
         let uri = format!("/unpooled/{number}");
-        let (status, _, body) = send(client_facing(state.clone()), get_request(&uri)).await;
-        let body = String::from_utf8_lossy(&body);
-        assert_eq!((status, &*body), (StatusCode::OK, "ok"), "{uri}");
+        get_ok(&state, &uri).await;
         expected.push(uri);
     }
     let answered = Instant::now();
@@ -777,9 +779,7 @@ async fn connections_python_closed_while_idle_are_not_used_again() {
     let mut expected = Vec::new();
     for number in 0..5 {
         let uri = format!("/closed/{number}");
-        let (status, _, body) = send(client_facing(state.clone()), get_request(&uri)).await;
-        let body = String::from_utf8_lossy(&body);
-        assert_eq!((status, &*body), (StatusCode::OK, "ok"), "{uri}");
+        get_ok(&state, &uri).await;
         expected.push(uri);
         // Python closes the connection meanwhile, as at the end of its keep-alive.
         tokio::time::sleep(Duration::from_millis(100)).await;
