@@ -350,6 +350,8 @@ fn with_port(authority: &Authority) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     #[tokio::test]
@@ -398,17 +400,17 @@ mod tests {
 
     /// A Python that answers every request on a connection with a whole `ok` response (so
     /// the connection can take the next request at once), and counts its connections.
-    async fn spawn_answering_python() -> (UpstreamAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    async fn spawn_answering_python() -> (UpstreamAddr, Arc<AtomicUsize>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let python = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let address = python.local_addr().expect("local address").to_string();
-        let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let opened = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&opened);
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = python.accept().await {
-                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counted.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
                     let mut buffer = [0; 4096];
                     // One request head per read is enough for these requests.
@@ -441,7 +443,7 @@ mod tests {
             assert_eq!(&body[..], b"ok");
         }
         let kept = lock(&pool.shared).connections.len();
-        (opened.load(std::sync::atomic::Ordering::Relaxed), kept)
+        (opened.load(Ordering::Relaxed), kept)
     }
 
     #[tokio::test]
