@@ -3,7 +3,8 @@
 # the end-to-end test that builds a generated project and runs it under supervisord.
 # Installs what it needs itself (Debian: python3-venv and curl when missing; the end-to-end test
 # pip-installs the generated project's Python side, supervisor and dev tools into the project's
-# own venv).
+# own venv). Run it as root, as CI does: cli/tests/image.rs carries out the generated Dockerfile
+# in mount namespaces and chroots.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
