@@ -14,31 +14,15 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use support::generated::{Supervisor, check, free_port, json_field, shared_target, wait_for};
+use support::generated::{
+    Supervisor, alive, check, free_port, is_root, json_field, listening_addresses, shared_target,
+    wait_for,
+};
 use support::http::{Response, get, request};
 use support::http2::Http2WebSocket;
 use support::raw::{WS_TEXT, ws_client_frame, ws_read_frame};
 use support::{rspy, rspy_ok, run_in};
 use tempfile::TempDir;
-
-/// Local addresses (as /proc/net/tcp{,6} writes them, hex) of the sockets listening on `port`.
-fn listening_addresses(port: u16) -> Vec<String> {
-    let port = format!("{port:04X}");
-    let mut addresses = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let text = fs::read_to_string(table).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            // fields[1] is "ADDRESS:PORT", fields[3] the state; 0A is LISTEN.
-            if let (Some((address, p)), Some(&"0A")) = (fields[1].split_once(':'), fields.get(3))
-                && p == port
-            {
-                addresses.push(address.to_owned());
-            }
-        }
-    }
-    addresses
-}
 
 /// The socket is a socket, in a folder that only its owner may enter; when the test runs as
 /// root (as CI does), another user (`nobody`) is refused by the kernel when connecting, while
@@ -85,22 +69,6 @@ fn only_the_owner_reaches(socket: &Path, project: &Path, context: &dyn Fn(&str) 
         Some(3),
         "another user is refused the socket: {connect:?}"
     );
-}
-
-/// Whether the tests run as root (user id 0), read from /proc: no libc call needed.
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().next())
-            == Some("0")
-    })
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie has exited; only its parent has not reaped it yet.
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
 }
 
 #[test]

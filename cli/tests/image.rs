@@ -1,21 +1,24 @@
-//! The generated Dockerfile, carried out without Docker (this machine has no engine): every
-//! stage of it, line by line, and then the image's `CMD` as its `USER`, checked with its own
-//! `HEALTHCHECK` and over HTTP. For a project of each transport.
+//! The generated Dockerfile, carried out without a Docker engine (this machine has none):
+//! every stage of it, line by line, then the image's `CMD` as its `USER`, checked with its own
+//! `HEALTHCHECK`, over HTTP, and by what its processes are. For `rspy new` over each transport
+//! and for a service `rspy init` adopted.
 //!
 //! Each stage has a folder that stands for its `/app`, `/opt` and `/etc`. `RUN` lines run in a
-//! private mount namespace, chrooted into a root whose `/app`, `/opt` and `/etc` are the
-//! stage's and whose other folders are this machine's. This machine stands in for the base
-//! images: Debian 12 with Rust 1.95 and Python 3.11, as `rust:1.95-slim-bookworm` and
-//! `python:3.11-slim-bookworm` have. `COPY` lines copy from the project (less what
-//! `.dockerignore` leaves out) or from an earlier stage's folder; `FROM` an earlier stage
-//! starts from a copy of its folder. So the image gets only what the Dockerfile copies into
-//! it, its builds run the Dockerfile's own commands (cargo-chef included), and its service
-//! runs as the unprivileged user the Dockerfile makes, on files it does not own.
+//! private mount namespace, chrooted into a root with the stage's `/app`, `/opt` and `/etc`, an
+//! empty `/tmp`, and this machine's other folders read-only. This machine stands in for the
+//! base images: Debian 12 with Rust 1.95 and Python 3.11, as `rust:1.95-slim-bookworm` and
+//! `python:3.11-slim-bookworm` have (a Python stage's `PATH` has no cargo, and has `python`).
+//! `COPY` lines copy from the project (less what `.dockerignore` leaves out) or from an earlier
+//! stage's folder; `FROM` an earlier stage starts from a copy of its folder. So the image gets
+//! only what the Dockerfile puts in it, its builds run the Dockerfile's own commands
+//! (cargo-chef included), and its service runs as the unprivileged user the Dockerfile makes,
+//! on files it does not own.
 //!
-//! Two departures, so that the test does not write outside its folders or ports: the Rust
-//! stages build into the shared `target/generated` (their `/app/target` points there) and
-//! install cargo-chef below it; the container's `PORT` and `METRICS_ADDR` are set to free
-//! ports, as `docker run -e` would.
+//! Departures, so that the test writes nothing outside its folders and ports: the Rust stages
+//! build into the shared `target/generated` (their `/app/target` points there) and install
+//! cargo-chef below it; cargo's home is writable, for crate downloads; the container's `PORT`
+//! and `METRICS_ADDR` are set to free ports, as `docker run -e` would; and there is no network
+//! namespace, so the test reads which addresses the api and Python listen on instead.
 //!
 //! Needs root (mount namespaces and `chroot`), as CI runs, and PyPI like e2e.rs.
 
@@ -31,7 +34,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use support::generated::{free_port, shared_target};
+use support::generated::{
+    alive, children, command_line, free_port, is_root, listening_addresses, shared_target, uid_of,
+};
 use support::http::get;
 use support::{copy_tree, repo_root, rspy, run_in};
 use tempfile::TempDir;
@@ -65,22 +70,46 @@ fn instructions(dockerfile: &str) -> Vec<(String, String)> {
     parsed
 }
 
-/// Whether `name` matches the glob `pattern` (`*`, `?` and `[...]`, as Go's `filepath.Match`
-/// reads them in one path component).
+/// Whether `name` matches the glob `pattern` (`*`, `?` and `[...]` with ranges and `^`, as
+/// Go's `filepath.Match` reads them in one path component).
 fn glob(pattern: &[u8], name: &[u8]) -> bool {
     match pattern.split_first() {
         None => name.is_empty(),
         Some((b'*', rest)) => (0..=name.len()).any(|skip| glob(rest, &name[skip..])),
         Some((b'?', rest)) => !name.is_empty() && glob(rest, &name[1..]),
         Some((b'[', rest)) => {
-            let Some(end) = rest.iter().position(|&b| b == b']') else {
-                return name.first() == Some(&b'[') && glob(rest, &name[1..]);
+            let end = rest.iter().position(|&b| b == b']').unwrap_or_else(|| {
+                panic!("an unclosed `[` in {}", String::from_utf8_lossy(pattern))
+            });
+            let (negated, class) = match rest[..end].split_first() {
+                Some((b'^', class)) => (true, class),
+                _ => (false, &rest[..end]),
             };
-            name.first()
-                .is_some_and(|c| rest[..end].contains(c) && glob(&rest[end + 1..], &name[1..]))
+            name.split_first().is_some_and(|(&c, tail)| {
+                in_class(class, c) != negated && glob(&rest[end + 1..], tail)
+            })
         }
         Some((c, rest)) => name.first() == Some(c) && glob(rest, &name[1..]),
     }
+}
+
+/// Whether `c` is one of the bytes or ranges (`a-z`) of a `[...]` class.
+fn in_class(class: &[u8], c: u8) -> bool {
+    let mut i = 0;
+    while i < class.len() {
+        if i + 2 < class.len() && class[i + 1] == b'-' {
+            if (class[i]..=class[i + 2]).contains(&c) {
+                return true;
+            }
+            i += 3;
+        } else {
+            if class[i] == c {
+                return true;
+            }
+            i += 1;
+        }
+    }
+    false
 }
 
 /// Whether the slash-separated `path` matches a `.dockerignore` `pattern`, where `**` stands
@@ -109,7 +138,13 @@ impl Context {
             .lines()
             .map(str::trim)
             .filter(|line| !line.is_empty() && !line.starts_with('#'))
-            .map(|line| line.trim_start_matches('/').to_owned())
+            .map(|line| {
+                assert!(
+                    !line.starts_with('!'),
+                    "the test does not read `!` lines of .dockerignore yet: {line}"
+                );
+                line.trim_start_matches('/').to_owned()
+            })
             .collect();
         Self {
             root: project.to_owned(),
@@ -128,7 +163,7 @@ impl Context {
     }
 
     /// The context's paths that `source` names (a glob in its last component), relative.
-    fn expand(&self, source: &str) -> Vec<String> {
+    fn sources_named(&self, source: &str) -> Vec<String> {
         let source = source.trim_start_matches("./").trim_end_matches('/');
         if source == "." || source.is_empty() {
             return vec![String::new()];
@@ -186,34 +221,45 @@ struct Stage {
     workdir: String,
     env: Vec<(String, String)>,
     user: Option<String>,
-    healthcheck: Option<Vec<String>>,
+    /// The `HEALTHCHECK`'s options (`--timeout=3s`...) and command.
+    healthcheck: Option<(Vec<String>, Vec<String>)>,
     cmd: Option<Vec<String>>,
 }
 
 /// The folders of `/` that each stage has of its own; the others are this machine's.
 const STAGE_FOLDERS: [&str; 3] = ["app", "opt", "etc"];
 
-/// Run with `ROOT` (a stage's folder) and `USERSPEC` (empty for root) in its environment, and
-/// `env -i` arguments after it: a root on `/mnt` in this mount namespace, with the stage's
-/// folders and the machine's others (the machine's `/root` lets other users in, as the base
-/// images' `/usr/local` does), then `chroot` into it.
+/// Run with `ROOT` (a stage's folder), `USERSPEC` (empty for root) and `WRITABLE` (paths) in
+/// its environment, and `env -i` arguments after it. Makes a root on `/mnt` in this mount
+/// namespace and `chroot`s into it: the stage's `/app`, `/opt` and `/etc`; an empty `/tmp` and
+/// `/var/log`; `/dev`, `/proc` and `/sys`; the machine's other folders read-only (its `/root`
+/// lets other users in, as the base images' `/usr/local` does); and `WRITABLE`, the shared
+/// target folder and cargo's home (crate downloads), writable.
 const ENTER: &str = r#"set -e
 new=/mnt
 mount -t tmpfs rspy-image "$new"
 for entry in /*; do
   name=${entry#/}
-  case "$name" in app|opt|etc|root|mnt) continue ;; esac
+  case "$name" in app|opt|etc|root|mnt|tmp) continue ;; esac
   if [ -L "$entry" ]; then ln -s "$(readlink "$entry")" "$new/$name"
-  elif [ -d "$entry" ]; then mkdir "$new/$name"; mount --rbind "$entry" "$new/$name"
+  elif [ -d "$entry" ]; then
+    mkdir "$new/$name"
+    case "$name" in
+      dev|proc|sys) mount --rbind "$entry" "$new/$name" ;;
+      *) mount --bind -o ro "$entry" "$new/$name" ;;
+    esac
   fi
 done
 mkdir -m 0755 "$new/root"
 for entry in /root/* /root/.[!.]*; do
-  if [ -d "$entry" ] && [ ! -L "$entry" ]; then mkdir "$new$entry"; mount --rbind "$entry" "$new$entry"; fi
+  if [ -d "$entry" ] && [ ! -L "$entry" ]; then
+    mkdir "$new$entry"; mount --bind -o ro "$entry" "$new$entry"
+  fi
 done
-for name in app opt etc; do mkdir "$new/$name"; mount --bind "$ROOT/$name" "$new/$name"; done
-# What useradd and the like log stays in the namespace.
+mkdir -m 1777 "$new/tmp"
 mount -t tmpfs rspy-log "$new/var/log"
+for name in app opt etc; do mkdir "$new/$name"; mount --bind "$ROOT/$name" "$new/$name"; done
+for path in $WRITABLE; do mkdir -p "$new$path"; mount --bind "$path" "$new$path"; done
 if [ -n "$USERSPEC" ]; then exec chroot --userspec="$USERSPEC" "$new" /usr/bin/env -i "$@"; fi
 exec chroot "$new" /usr/bin/env -i "$@"
 "#;
@@ -247,14 +293,32 @@ impl Stage {
         format!("/{}", parts.join("/"))
     }
 
-    fn expand(&self, value: &str) -> String {
-        let mut expanded = value.to_owned();
-        for (key, val) in &self.env {
-            expanded = expanded
-                .replace(&format!("${{{key}}}"), val)
-                .replace(&format!("${key}"), val);
+    /// `value` with `$NAME` and `${NAME}` replaced by the stage's variables (empty when
+    /// unset), as `ENV` reads them.
+    fn substitute_env(&self, value: &str) -> String {
+        let mut substituted = String::new();
+        let mut rest = value;
+        while let Some(at) = rest.find('$') {
+            substituted.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            let (name, tail) = if let Some(braced) = after.strip_prefix('{') {
+                let end = braced.find('}').expect("`${` closed by `}`");
+                (&braced[..end], &braced[end + 1..])
+            } else {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                after.split_at(end)
+            };
+            if name.is_empty() {
+                substituted.push('$');
+            } else if let Some((_, known)) = self.env.iter().find(|(key, _)| key == name) {
+                substituted.push_str(known);
+            }
+            rest = tail;
         }
-        expanded
+        substituted.push_str(rest);
+        substituted
     }
 
     fn set_env(&mut self, key: &str, value: String) {
@@ -277,11 +341,20 @@ impl Stage {
     /// `argv` in this stage, as the stage's user, with its environment and `extra` on top.
     fn command(&self, argv: &[String], extra: &[(String, String)]) -> Command {
         let mut env = self.env.clone();
-        if let Some(user) = &self.user {
-            env.retain(|(key, _)| key != "HOME");
-            env.push(("HOME".to_owned(), self.home_of(user)));
+        if !env.iter().any(|(key, _)| key == "HOME") {
+            let home = self.home_of(self.user.as_deref().unwrap_or("0"));
+            env.push(("HOME".to_owned(), home));
         }
         env.extend(extra.iter().cloned());
+        let cargo_home = std::env::var_os("CARGO_HOME").map_or_else(
+            || PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"),
+            PathBuf::from,
+        );
+        let writable = format!("{} {}", shared_target().display(), cargo_home.display());
+        assert!(
+            !writable.contains(['\'', '"']) && writable.split(' ').count() == 2,
+            "paths with spaces or quotes: {writable}"
+        );
         let mut command = Command::new("unshare");
         command
             .args([
@@ -297,34 +370,58 @@ impl Stage {
             .args(env.iter().map(|(key, value)| format!("{key}={value}")))
             .args(argv)
             .env("ROOT", &self.root)
+            .env("WRITABLE", writable)
             .env("USERSPEC", self.user.as_deref().unwrap_or(""));
         command
     }
 }
 
 /// A base image's stage: a fresh folder with this machine's `/etc`, and the environment the
-/// machine's tools need. For a Rust image, `/app/target` is the shared target folder, and
-/// `cargo install` goes below it.
+/// machine's tools need. A Rust image has cargo, builds into the shared target folder (its
+/// `/app/target` points there) and installs below it. A Python image has `python` and no
+/// cargo on its `PATH`.
 fn base_stage(root: PathBuf, image: &str) -> Stage {
     fs::create_dir_all(root.join("app")).unwrap();
     fs::create_dir_all(root.join("opt")).unwrap();
     cp_a(Path::new("/etc"), &root.join("etc"));
-    let mut env: Vec<(String, String)> = vec![("HOME".to_owned(), "/root".to_owned())];
-    for key in ["CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN"] {
-        if let Ok(value) = std::env::var(key) {
-            env.push((key.to_owned(), value));
+    let mut env: Vec<(String, String)> = Vec::new();
+    let machine_path = std::env::var("PATH").unwrap();
+    let tools = shared_target().join("image-tools");
+    let path = if image.starts_with("rust:") {
+        for key in ["CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN"] {
+            if let Ok(value) = std::env::var(key) {
+                env.push((key.to_owned(), value));
+            }
         }
-    }
-    let mut path = std::env::var("PATH").unwrap();
-    if image.starts_with("rust:") {
         let target = shared_target();
         fs::create_dir_all(&target).unwrap();
         std::os::unix::fs::symlink(&target, root.join("app/target")).unwrap();
-        let tools = target.join("image-tools");
-        path = format!("{}:{path}", tools.join("bin").display());
         env.push(("CARGO_INSTALL_ROOT".to_owned(), tools.display().to_string()));
         env.push(("CARGO_TARGET_DIR".to_owned(), target.display().to_string()));
-    }
+        format!("{}:{machine_path}", tools.join("bin").display())
+    } else {
+        let kept: Vec<&str> = machine_path
+            .split(':')
+            .filter(|dir| !Path::new(dir).join("cargo").exists())
+            .collect();
+        let has = |program: &str| {
+            kept.iter()
+                .find(|dir| Path::new(dir).join(program).exists())
+        };
+        if has("python").is_some() {
+            kept.join(":")
+        } else {
+            // Debian's Python is `python3` only; the Python images have `python` too.
+            let python3 = Path::new(has("python3").expect("python3 on PATH")).join("python3");
+            let stand_in = tools.join("python-bin");
+            fs::create_dir_all(&stand_in).unwrap();
+            let link = stand_in.join(format!("python.{}", std::process::id()));
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink(python3, &link).unwrap();
+            fs::rename(&link, stand_in.join("python")).unwrap();
+            format!("{}:{}", stand_in.display(), kept.join(":"))
+        }
+    };
     env.push(("PATH".to_owned(), path));
     Stage {
         name: None,
@@ -414,8 +511,12 @@ fn build_image(project: &Path, work: &Path) -> Stage {
                 stage.workdir = stage.absolute(&rest);
             }
             "ENV" => {
-                for (key, value) in env_pairs(&rest) {
-                    let value = stage.expand(&value);
+                // Every value of the line sees the variables as they were before it.
+                let pairs: Vec<(String, String)> = env_pairs(&rest)
+                    .into_iter()
+                    .map(|(key, value)| (key, stage.substitute_env(&value)))
+                    .collect();
+                for (key, value) in pairs {
                     stage.set_env(&key, value);
                 }
             }
@@ -454,7 +555,8 @@ fn build_image(project: &Path, work: &Path) -> Stage {
                                 .unwrap_or_else(|| panic!("{described}: no stage {name}"));
                             let path = earlier.host_path(source);
                             assert!(path.exists(), "{described}: stage {name} has no {source}");
-                            let to = if into_folder {
+                            // A folder's contents go to `dest`, as from the context.
+                            let to = if into_folder && path.is_file() {
                                 dest.join(path.file_name().unwrap())
                             } else {
                                 dest.clone()
@@ -469,7 +571,7 @@ fn build_image(project: &Path, work: &Path) -> Stage {
                             copied += 1;
                         }
                         None => {
-                            for relative in context.expand(source) {
+                            for relative in context.sources_named(source) {
                                 let from = context.root.join(&relative);
                                 assert!(
                                     from.exists() && !context.is_ignored(&relative),
@@ -490,8 +592,10 @@ fn build_image(project: &Path, work: &Path) -> Stage {
             }
             "USER" => stage.user = Some(rest),
             "HEALTHCHECK" => {
-                let (_, json) = rest.split_once("CMD ").expect("HEALTHCHECK ... CMD [...]");
-                stage.healthcheck = Some(serde_json::from_str(json).expect("exec form"));
+                let (options, json) = rest.split_once("CMD ").expect("HEALTHCHECK ... CMD [...]");
+                let options = options.split_whitespace().map(str::to_owned).collect();
+                let command = serde_json::from_str(json).expect("exec form");
+                stage.healthcheck = Some((options, command));
             }
             "CMD" => stage.cmd = Some(serde_json::from_str(&rest).expect("exec form")),
             "EXPOSE" | "ARG" => {}
@@ -501,7 +605,8 @@ fn build_image(project: &Path, work: &Path) -> Stage {
     stages.pop().expect("the Dockerfile has a stage")
 }
 
-/// The image's `CMD`, running; killed with its process group if the test ends early.
+/// The image's `CMD`, running. If the test ends early, it and the programs it started (each
+/// in a process group of its own, as supervisord makes them) are killed.
 struct Container {
     child: Child,
     log: PathBuf,
@@ -511,48 +616,45 @@ impl Container {
     fn output(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// `what` failed: the message, then what the container wrote.
+    fn failed(&self, what: &str) -> String {
+        format!("{what}\n--- container output ---\n{}", self.output())
+    }
 }
 
 impl Drop for Container {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
-            let _ = killpg(
-                Pid::from_raw(i32::try_from(self.child.id()).unwrap()),
-                Signal::SIGKILL,
-            );
+            for pid in children(self.child.id())
+                .into_iter()
+                .chain([self.child.id()])
+            {
+                let _ = killpg(Pid::from_raw(i32::try_from(pid).unwrap()), Signal::SIGKILL);
+            }
             let _ = self.child.wait();
         }
     }
 }
 
-/// Pids of the processes whose parent is `pid`.
-fn children(pid: u32) -> Vec<u32> {
-    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
-/// The real user id a process runs as.
-fn uid_of(pid: u32) -> Option<u32> {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|line| line.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// The Dockerfile of the project `name` in `dir` carried out, and the image run: its health
 /// check passes, each `(path, text)` of `answers` gets a 200 whose body holds that text,
-/// supervisord and both programs run as the image's user, and a stop ends them all.
-fn image_builds_and_runs(dir: &Path, name: &str, unix: bool, answers: &[(&str, &str)]) {
+/// supervisord and both programs run as the image's user, the api listens on every interface
+/// and Python only where the api reaches it (`python_port` on loopback, or a Unix socket in a
+/// folder of its own), and a stop ends them all.
+fn image_builds_and_runs(
+    dir: &Path,
+    name: &str,
+    python_port: Option<u16>,
+    answers: &[(&str, &str)],
+) {
     let project = dir.join(name);
     let work = dir.join("build");
     fs::create_dir(&work).unwrap();
+    // The shared target outlives the test: a binary from an earlier run must not stand in
+    // for one this build did not make.
+    let binary = format!("{name}-api");
+    let _ = fs::remove_file(shared_target().join("release").join(&binary));
     let image = build_image(&project, &work);
 
     let user = image.user.clone().expect("the image has a USER");
@@ -563,16 +665,11 @@ fn image_builds_and_runs(dir: &Path, name: &str, unix: bool, answers: &[(&str, &
         .parse()
         .expect("a numeric USER");
     assert_ne!(uid, 0, "the image runs as root");
-    let binary = image.host_path(&format!("/app/target/release/{name}-api"));
+    let binary = image.host_path(&format!("/app/target/release/{binary}"));
     assert!(
         binary.is_file(),
-        "the image has the api at {}",
+        "the image has no api at {}",
         binary.display()
-    );
-    assert_eq!(
-        fs::metadata(&binary).unwrap().uid(),
-        0,
-        "the image's files belong to root, not to the service's user"
     );
 
     // The container's standard streams belong to its user, as runc hands them over.
@@ -598,61 +695,101 @@ fn image_builds_and_runs(dir: &Path, name: &str, unix: bool, answers: &[(&str, &
         .unwrap();
     let mut container = Container { child, log };
 
-    // The image's own health check, as Docker would run it, until it passes.
-    let healthcheck = image
+    // The image's own health check, as Docker runs it (within its --timeout), until it passes.
+    let (options, healthcheck) = image
         .healthcheck
         .clone()
         .expect("the image has a HEALTHCHECK");
+    let timeout = options
+        .iter()
+        .find_map(|option| option.strip_prefix("--timeout="))
+        .map_or("30s", |value| value);
+    let mut timed = vec!["timeout".to_owned(), timeout.to_owned()];
+    timed.extend(healthcheck);
     let start = Instant::now();
     loop {
-        let check = image.command(&healthcheck, &settings).output().unwrap();
+        let check = image.command(&timed, &settings).output().unwrap();
         if check.status.success() {
             break;
         }
+        if let Some(status) = container.child.try_wait().unwrap() {
+            panic!(
+                "{}",
+                container.failed(&format!(
+                    "the container exited ({status}) before its HEALTHCHECK passed"
+                ))
+            );
+        }
         assert!(
-            start.elapsed() < Duration::from_secs(90)
-                && container.child.try_wait().unwrap().is_none(),
-            "the HEALTHCHECK never passed: {}\n--- container output ---\n{}",
-            String::from_utf8_lossy(&check.stderr),
-            container.output()
+            start.elapsed() < Duration::from_secs(90),
+            "{}",
+            container.failed(&format!(
+                "the HEALTHCHECK still failed after {:?} ({}): {}",
+                start.elapsed(),
+                check.status,
+                String::from_utf8_lossy(&check.stderr)
+            ))
         );
         sleep(Duration::from_millis(250));
     }
 
     for (path, text) in answers {
-        let response = get(api_port, path).unwrap();
+        let response = get(api_port, path)
+            .unwrap_or_else(|err| panic!("{}", container.failed(&format!("GET {path}: {err}"))));
         assert!(
             response.status == 200 && response.body.contains(text),
-            "GET {path}: {response:?}\n--- container output ---\n{}",
-            container.output()
+            "{}",
+            container.failed(&format!("GET {path}: {response:?}"))
         );
     }
+    // `docker run -p` reaches the api from outside the container; Python only the api.
+    assert_eq!(
+        listening_addresses(api_port),
+        ["00000000"],
+        "the api listens on every interface"
+    );
 
     // supervisord is the container's process; it, the api and Python run as the image's user.
     let supervisord = container.child.id();
     let programs = children(supervisord);
+    let described: Vec<String> = programs
+        .iter()
+        .map(|pid| format!("{pid}: {}", command_line(*pid)))
+        .collect();
     assert_eq!(
         programs.len(),
         2,
-        "supervisord runs the api and Python: {programs:?}"
+        "supervisord runs the api and Python: {described:?}"
     );
     for pid in std::iter::once(supervisord).chain(programs.iter().copied()) {
         assert_eq!(
-            uid_of(pid),
+            uid_of(&pid.to_string()),
             Some(uid),
-            "process {pid} runs as the image's user"
+            "{} runs as the image's user",
+            command_line(pid)
         );
     }
-    if unix {
-        let socket = image.host_path("/app/run/python.sock");
-        let meta = fs::metadata(&socket).unwrap();
-        assert!(meta.file_type().is_socket(), "{}", socket.display());
-        let folder = fs::metadata(socket.parent().unwrap()).unwrap();
-        assert_eq!(
-            (folder.uid(), folder.permissions().mode() & 0o777),
-            (uid, 0o700),
-            "only the image's user may enter /app/run"
-        );
+    match python_port {
+        Some(port) => assert_eq!(
+            listening_addresses(port),
+            ["0100007F"],
+            "Python listens on 127.0.0.1 only"
+        ),
+        None => {
+            let socket = image.host_path("/app/run/python.sock");
+            let is_socket = fs::metadata(&socket).map(|meta| meta.file_type().is_socket());
+            assert!(
+                matches!(is_socket, Ok(true)),
+                "{}",
+                container.failed(&format!("/app/run/python.sock is no socket: {is_socket:?}"))
+            );
+            let folder = fs::metadata(socket.parent().unwrap()).unwrap();
+            assert_eq!(
+                (folder.uid(), folder.permissions().mode() & 0o777),
+                (uid, 0o700),
+                "only the image's user may enter /app/run"
+            );
+        }
     }
 
     // `docker stop`: SIGTERM to the container's process, which stops both programs.
@@ -667,23 +804,19 @@ fn image_builds_and_runs(dir: &Path, name: &str, unix: bool, answers: &[(&str, &
         }
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "the container did not stop on SIGTERM\n{}",
-            container.output()
+            "{}",
+            container.failed("the container did not stop within 30 s of SIGTERM")
         );
         sleep(Duration::from_millis(100));
     };
-    assert!(status.success(), "{status:?}\n{}", container.output());
+    assert!(
+        status.success(),
+        "{}",
+        container.failed(&format!("the container stopped with {status}"))
+    );
     for pid in programs {
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists(),
-            "process {pid} outlived the container"
-        );
+        assert!(!alive(pid), "{pid} outlived the container");
     }
-}
-
-/// Whether the test runs as root, which mount namespaces and `chroot` need.
-fn is_root() -> bool {
-    fs::metadata("/proc/self").is_ok_and(|meta| meta.uid() == 0)
 }
 
 #[test]
@@ -696,15 +829,20 @@ fn the_dockerfile_makes_an_image_that_serves_over_both_transports() {
         ("/hello/rust", r#""language":"rust""#),
         ("/hello/python", r#""language":"python""#),
     ];
-    let python_port = free_port().to_string();
-    for (name, options, unix) in [
-        ("image-tcp", ["--python-port", python_port.as_str()], false),
-        ("image-uds", ["--transport", "unix"], true),
+    let python_port = free_port();
+    let port_arg = python_port.to_string();
+    for (name, options, port) in [
+        (
+            "image-tcp",
+            ["--python-port", port_arg.as_str()],
+            Some(python_port),
+        ),
+        ("image-uds", ["--transport", "unix"], None),
     ] {
         let dir = TempDir::new().unwrap();
         let out = run_in(dir.path(), rspy().args(["new", name]).args(options));
         assert_eq!(out.code, Some(0), "{out:?}");
-        image_builds_and_runs(dir.path(), name, unix, &hello);
+        image_builds_and_runs(dir.path(), name, port, &hello);
     }
 }
 
@@ -722,16 +860,16 @@ fn the_dockerfile_of_an_adopted_service_makes_an_image_that_serves() {
         &repo_root().join("cli/tests/fixtures/init/fastapi"),
         &project,
     );
-    let python_port = free_port().to_string();
+    let python_port = free_port();
     let out = run_in(
         &project,
-        rspy().args(["init", "--python-port", &python_port]),
+        rspy().args(["init", "--python-port", &python_port.to_string()]),
     );
     assert_eq!(out.code, Some(0), "{out:?}");
     image_builds_and_runs(
         dir.path(),
         "image-adopted",
-        false,
+        Some(python_port),
         &[("/items/1", r#""slug":"first-item""#)],
     );
 }
@@ -769,5 +907,27 @@ fn dockerignore_patterns_match_as_docker_reads_them() {
         "Cargo.toml",
     ] {
         assert!(!context.is_ignored(kept), "{kept} is kept");
+    }
+}
+
+#[test]
+fn globs_read_classes_ranges_and_negation() {
+    for (pattern, name, matches) in [
+        ("*.py[cod]", "main.pyc", true),
+        ("*.py[cod]", "main.py", false),
+        ("*.py[b-d]", "main.pyc", true),
+        ("*.py[b-d]", "main.pye", false),
+        ("[^.]*", "app", true),
+        ("[^.]*", ".venv", false),
+        ("a?c", "abc", true),
+        ("a?c", "ac", false),
+        ("Cargo.lock*", "Cargo.lock", true),
+        ("Cargo.lock*", "Cargo.toml", false),
+    ] {
+        assert_eq!(
+            glob(pattern.as_bytes(), name.as_bytes()),
+            matches,
+            "{pattern} against {name}"
+        );
     }
 }

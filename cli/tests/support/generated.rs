@@ -41,6 +41,63 @@ pub fn free_port() -> u16 {
         .expect("a free port below the ephemeral range")
 }
 
+/// Local addresses (as /proc/net/tcp{,6} writes them, hex) of the sockets listening on `port`.
+pub fn listening_addresses(port: u16) -> Vec<String> {
+    let port = format!("{port:04X}");
+    let mut addresses = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // fields[1] is "ADDRESS:PORT", fields[3] the state; 0A is LISTEN.
+            if let (Some((address, p)), Some(&"0A")) = (fields[1].split_once(':'), fields.get(3))
+                && p == port
+            {
+                addresses.push(address.to_owned());
+            }
+        }
+    }
+    addresses
+}
+
+/// The real user id of a process (`self`, or a pid), read from /proc: no libc call needed.
+pub fn uid_of(process: &str) -> Option<u32> {
+    fs::read_to_string(format!("/proc/{process}/status"))
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Whether the tests run as root (user id 0).
+pub fn is_root() -> bool {
+    uid_of("self") == Some(0)
+}
+
+pub fn alive(pid: u32) -> bool {
+    // A zombie has exited; only its parent has not reaped it yet.
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+/// Pids of the processes whose parent is `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The command line of process `pid`, its arguments joined by spaces.
+pub fn command_line(pid: u32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| String::from_utf8_lossy(&bytes).replace('\0', " "))
+        .unwrap_or_default()
+}
+
 /// Runs `program args` in `dir`, failing the test with its output unless it succeeds.
 pub fn check(dir: &Path, program: &str, args: &[&str]) {
     let out = run_in(
@@ -131,16 +188,9 @@ impl Supervisor {
 
     /// Pid of the child process of supervisord whose command line contains `needle`.
     pub fn child_pid(&self, needle: &str) -> Option<u32> {
-        let children =
-            fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.child.id())).ok()?;
-        children
-            .split_whitespace()
-            .filter_map(|pid| pid.parse().ok())
-            .find(|pid: &u32| {
-                fs::read(format!("/proc/{pid}/cmdline"))
-                    .map(|cmdline| String::from_utf8_lossy(&cmdline).contains(needle))
-                    .unwrap_or(false)
-            })
+        children(self.child.id())
+            .into_iter()
+            .find(|pid| command_line(*pid).contains(needle))
     }
 
     /// Sends `signal` (e.g. `-TERM`) to `pid`; whether it was delivered.
