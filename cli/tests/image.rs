@@ -355,7 +355,17 @@ impl Stage {
             !writable.contains(['\'', '"']) && writable.split(' ').count() == 2,
             "paths with spaces or quotes: {writable}"
         );
-        let mut command = Command::new("unshare");
+        // Two Rust builds at once would race in `cargo install`'s folder: a Rust stage's
+        // commands wait for one another (builds wait for the target folder's lock anyway).
+        let mut command;
+        if env.iter().any(|(key, _)| key == "CARGO_INSTALL_ROOT") {
+            command = Command::new("flock");
+            command
+                .arg(shared_target().join("image-tools.lock"))
+                .arg("unshare");
+        } else {
+            command = Command::new("unshare");
+        }
         command
             .args([
                 "--mount",
