@@ -353,7 +353,7 @@ impl Stage {
         let writable = format!("{} {}", shared_target().display(), cargo_home.display());
         assert!(
             !writable.contains(['\'', '"']) && writable.split(' ').count() == 2,
-            "paths with spaces or quotes: {writable}"
+            "the mount script takes paths without spaces or quotes: {writable}"
         );
         // Two Rust builds at once would race in `cargo install`'s folder: a Rust stage's
         // commands wait for one another (builds wait for the target folder's lock anyway).
