@@ -77,6 +77,7 @@ pub fn is_root() -> bool {
     uid_of("self") == Some(0)
 }
 
+/// Whether process `pid` still runs.
 pub fn alive(pid: u32) -> bool {
     // A zombie has exited; only its parent has not reaped it yet.
     fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
