@@ -176,13 +176,7 @@ impl Context {
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|name| glob(last.as_bytes(), name.as_bytes()))
-            .map(|name| {
-                if parent.is_empty() {
-                    name
-                } else {
-                    format!("{parent}/{name}")
-                }
-            })
+            .map(|name| child_of(parent, &name))
             .filter(|relative| !self.is_ignored(relative))
             .collect();
         found.sort();
@@ -196,11 +190,7 @@ impl Context {
             fs::create_dir_all(to).unwrap();
             for entry in fs::read_dir(&from).unwrap() {
                 let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-                let child = if relative.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{relative}/{name}")
-                };
+                let child = child_of(relative, &name);
                 if !self.is_ignored(&child) {
                     self.copy(&child, &to.join(&name));
                 }
@@ -209,6 +199,15 @@ impl Context {
             fs::create_dir_all(to.parent().unwrap()).unwrap();
             fs::copy(&from, to).unwrap_or_else(|err| panic!("COPY {}: {err}", from.display()));
         }
+    }
+}
+
+/// The context's relative path of `name` in the folder `parent` (`""` for the context itself).
+fn child_of(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}/{name}")
     }
 }
 
@@ -623,13 +622,10 @@ struct Container {
 }
 
 impl Container {
-    fn output(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
     /// `what` failed: the message, then what the container wrote.
     fn failed(&self, what: &str) -> String {
-        format!("{what}\n--- container output ---\n{}", self.output())
+        let output = fs::read_to_string(&self.log).unwrap_or_default();
+        format!("{what}\n--- container output ---\n{output}")
     }
 }
 
